@@ -1,0 +1,1 @@
+"""Commands of the ``bitnet`` CLI, one module each."""

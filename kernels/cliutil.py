@@ -1,0 +1,101 @@
+"""The one top-level error handler shared by the ``orchestrator`` and ``bitnet`` command lines.
+
+It lives in ``kernels`` (the lowest layer) so that ``bitnet`` need not import ``orchestrator``;
+it imports nothing heavy.
+
+A user error prints one clear line and exits 2; an internal error writes its traceback to a log file,
+prints where the log is and exits 3; Ctrl-C exits 130. ``--verbose`` prints tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the command ran and its verdict is negative (a gate failed, doctor found a problem)
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 3
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+class CliArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as a one-line user error (exit 2) naming the command."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def log_dir() -> Path:
+    """Where internal-error tracebacks are written (``$XDG_STATE_HOME/bitnet-orchestrator``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(base) / "bitnet-orchestrator"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        path = Path(tempfile.gettempdir()) / "bitnet-orchestrator"
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_crash_log(program: str, exc: BaseException) -> Path:
+    """Write the traceback of ``exc`` to a fresh log file and return its path."""
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    path = log_dir() / f"{program}-crash-{stamp}-{os.getpid()}.log"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    path.write_text(f"{program} {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8")
+    return path
+
+
+def run_cli(
+    program: str,
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    user_error_types: tuple[type[BaseException], ...],
+) -> int:
+    """Parse ``argv``, run the handler stored in ``args.handler`` and map exceptions to exit codes."""
+    args = parser.parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        result = handler(args)
+        return EXIT_OK if result is None else int(result)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{program}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except user_error_types as exc:
+        if verbose:
+            traceback.print_exc()
+        sys.stderr.write(f"{program}: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        path = write_crash_log(program, exc)
+        sys.stderr.write(
+            f"{program}: internal error: {type(exc).__name__}: {exc}\n"
+            f"{program}: the traceback is in {path} (rerun with --verbose to print it)\n"
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (the ``--json`` output of every command)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
