@@ -20,6 +20,7 @@ from orchestrator.errors import UserError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.commands.doctor",
+    "orchestrator.commands.agents",
 )
 
 
