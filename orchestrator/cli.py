@@ -20,6 +20,12 @@ from orchestrator.errors import UserError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.commands.doctor",
+    "orchestrator.commands.init",
+    "orchestrator.commands.tasks",
+    "orchestrator.commands.route",
+    "orchestrator.commands.status",
+    "orchestrator.commands.escalate",
+    "orchestrator.commands.exchange",
     "orchestrator.commands.agents",
 )
 

@@ -1,0 +1,138 @@
+"""The CLI end to end: init, task add/list/show/edit/move/block/unblock/explain, route, status,
+escalate, export/import; --json everywhere; user errors exit 2 with a clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.cli import main
+
+
+class Cli:
+    def __init__(self, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.repo = repo
+        self.capsys = capsys
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        code = main(["--repo", str(self.repo), *argv])
+        out = self.capsys.readouterr()
+        return code, out.out, out.err
+
+    def json(self, *argv: str) -> Any:
+        code, out, err = self.run(*argv, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("ORCHESTRATOR_ACTOR", "human:tester")
+    (tmp_path / ".git").mkdir()
+    return Cli(tmp_path, capsys)
+
+
+def test_init_writes_config_and_store_and_keeps_existing_files(cli: Cli) -> None:
+    report = cli.json("init")
+    assert "workflows/routing.yaml" in report["created"] and "agents/architect.md" in report["created"]
+    assert Path(report["store"]).is_file() and report["schema_version"] >= 1
+    assert ".orchestrator/" in (cli.repo / ".gitignore").read_text()
+    routing = cli.repo / "workflows" / "routing.yaml"
+    routing.write_text(routing.read_text() + "\n# local change\n")
+    again = cli.json("init")
+    assert again["created"] == [] and "workflows/routing.yaml" in again["kept"]
+    assert "# local change" in routing.read_text()
+    forced = cli.json("init", "--force")
+    assert forced["overwritten"] == ["workflows/routing.yaml"]
+    assert "# local change" not in routing.read_text()
+
+
+def test_task_lifecycle_through_the_cli(cli: Cli) -> None:
+    cli.json("init")
+    a = cli.json("task", "add", "Design the engine API", "--type", "architecture", "--component", "architecture",
+                 "--complexity", "high", "--impact", "5")
+    assert a["id"] == "T-0001" and a["complexity"] == 3
+    b = cli.json("task", "add", "KV cache", "--type", "inference", "--component", "bitnet-inference",
+                 "--depends-on", "T-0001", "--due", "2026-12-01")
+    assert b["depends_on"] == ["T-0001"] and b["due"].startswith("2026-12-01")
+    listed = cli.json("task", "list")
+    assert [t["id"] for t in listed["tasks"]] == ["T-0001", "T-0002"]
+    assert listed["tasks"][1]["blocked_by"] == ["T-0001"] and listed["tasks"][0]["blocks"] == ["T-0002"]
+    explained = cli.json("task", "explain", "T-0001")
+    terms = {t["name"]: t for t in explained["terms"]}
+    assert terms["impact"]["source"] == "task" and terms["urgency"]["source"] == "default"
+    assert terms["dependencies"]["source"] == "derived" and explained["value"] == pytest.approx(5 * 3 * 2 / 4)
+    assert cli.json("task", "explain", "T-0001", "--scorer", "wsjf")["scorer"] == "wsjf"
+    code, out, _ = cli.run("task", "explain", "T-0001")
+    assert code == 0 and "scoring.yaml default for urgency" in out
+
+    edited = cli.json("task", "edit", "T-0002", "--title", "KV cache (paged)", "--set", "labels=[perf, api]")
+    assert edited["title"] == "KV cache (paged)" and edited["labels"] == ["perf", "api"]
+
+    routed = cli.json("route")
+    outcomes = {d["task_id"]: d for d in routed["decisions"]}
+    assert outcomes["T-0001"]["primary"] == "architect" and outcomes["T-0002"]["outcome"] == "blocked"
+    assert cli.json("route", "--dry-run")["decisions"][0]["outcome"] == "blocked"
+
+    moved = cli.json("task", "move", "T-0001", "in_development", "--reason", "starting")
+    assert moved["from"] == "assigned" and moved["to"] == "in_development"
+    assert cli.json("task", "block", "T-0001", "--reason", "needs a decision")["to"] == "blocked"
+    assert cli.json("task", "unblock", "T-0001")["to"] == "in_development"
+
+    shown = cli.json("task", "show", "T-0001")
+    kinds = [e["kind"] for e in shown["events"]]
+    assert kinds == ["task.created", "task.routed", "task.moved", "task.moved", "task.moved"]
+    assert shown["events"][0]["actor"] == "human:tester" and "review" in shown["allowed_moves"]
+    code, out, _ = cli.run("task", "show", "T-0001")
+    assert code == 0 and "history" in out
+
+    status = cli.json("status")
+    assert status["tasks"] == 2 and status["states"]["in_development"] == 1 and status["states"]["backlog"] == 1
+    architect = next(a for a in status["agents"] if a["agent"] == "architect")
+    assert architect["load"] == 1 and architect["tasks"] == ["T-0001"] and architect["capacity"] >= 1
+    assert status["waiting_on_dependencies"] == ["T-0002"]
+    code, out, _ = cli.run("status")
+    assert code == 0 and "load vs capacity" in out
+
+    assert cli.json("escalate", "--dry-run")["escalations"] == []
+    assert cli.json("task", "list", "--status", "backlog")["tasks"][0]["id"] == "T-0002"
+
+
+def test_user_errors_exit_2_with_a_clear_message(cli: Cli) -> None:
+    cli.json("init")
+    cli.json("task", "add", "one")
+    code, _, err = cli.run("task", "move", "T-0001", "done")
+    assert code == 2 and "illegal transition backlog -> done" in err and "assigned (human/router)" in err
+    code, _, err = cli.run("task", "show", "T-0099")
+    assert code == 2 and "no task 'T-0099'" in err
+    code, _, err = cli.run("task", "add", "x", "--component", "warp-drive")
+    assert code == 2 and "unknown component 'warp-drive'" in err
+    code, _, err = cli.run("task", "add", "x", "--impact", "8")
+    assert code == 2 and "field 'impact'" in err
+    cli.json("task", "add", "two", "--depends-on", "T-0001")
+    code, _, err = cli.run("task", "edit", "T-0001", "--depends-on", "T-0002")
+    assert code == 2 and "cycle: T-0001 -> T-0002 -> T-0001" in err
+    code, _, err = cli.run("task", "edit", "T-0001")
+    assert code == 2 and "nothing to change" in err
+    (cli.repo / "workflows" / "scoring.yaml").write_text("scorer: best\n")
+    code, _, err = cli.run("task", "list")
+    assert code == 2 and "scoring.yaml:1:1: field 'scorer'" in err
+
+
+def test_export_and_import_commands(cli: Cli) -> None:
+    cli.json("init")
+    cli.json("task", "add", "one", "--label", "x")
+    exported = cli.json("export")
+    path = Path(exported["path"])
+    assert path == cli.repo / "tasks.yaml" and exported["tasks"] == 1
+    path.write_text(path.read_text().replace("title: one", "title: one, edited"))
+    dry = cli.json("import", str(path), "--dry-run")
+    assert dry["edited"] == {"T-0001": ["title"]}
+    assert cli.json("task", "show", "T-0001")["task"]["title"] == "one"
+    cli.json("import", str(path))
+    assert cli.json("task", "show", "T-0001")["task"]["title"] == "one, edited"
+    code, out, _ = cli.run("export", "-o", "-", "--events")
+    assert code == 0 and "events:" in out and "task.edited" in out

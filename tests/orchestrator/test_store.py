@@ -1,0 +1,171 @@
+"""The store: append-only log, projection == replay, migrations, atomic transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orchestrator.errors import NotFoundError, StoreError, TransitionError
+from orchestrator.models import Event, TaskStatus
+from orchestrator.store import MIGRATIONS, SCHEMA_VERSION, Store, replay
+from orchestrator.workflow import block_task, create_task, edit_task, move_task, unblock_task
+from tests.orchestrator.core_fixtures import START, FakeClock, shipped_workflow
+
+
+def _store(tmp_path: Path, clock: FakeClock | None = None) -> Store:
+    return Store(tmp_path / ".orchestrator" / "state.db", clock=clock or FakeClock())
+
+
+def test_append_updates_projection_in_the_same_transaction(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with _store(tmp_path, clock) as store:
+        task = create_task(store, {"title": "first", "impact": 4}, actor="human:ann")
+        assert task.id == "T-0001"
+        assert task.created_at == START and task.status == TaskStatus.BACKLOG
+        clock.advance(minutes=5)
+        moved = move_task(store, shipped_workflow(), "T-0001", "assigned", actor="human:ann", reason="by hand")
+        assert moved.status == TaskStatus.ASSIGNED and moved.status_since == START + dt.timedelta(minutes=5)
+        events = store.events(task_id="T-0001")
+        assert [e.kind for e in events] == ["task.created", "task.moved"]
+        assert events[1].actor == "human:ann" and events[1].reason == "by hand"
+        assert events[1].ts == START + dt.timedelta(minutes=5)
+        assert events[1].payload == {"from": "backlog", "to": "assigned"}
+        assert store.events(since=events[0].id) == [events[1]]
+        assert store.events(kind="task.moved") == [events[1]]
+
+
+def test_events_are_append_only(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        create_task(store, {"title": "x"}, actor="human:a")
+        path = store.path
+    conn = sqlite3.connect(path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE events SET actor = 'mallory'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM events")
+    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+    conn.close()
+
+
+def test_projection_equals_replay_after_mixed_operations(tmp_path: Path) -> None:
+    clock = FakeClock()
+    workflow = shipped_workflow()
+    with _store(tmp_path, clock) as store:
+        for i in range(12):
+            clock.advance(minutes=1)
+            create_task(store, {"title": f"task {i}", "complexity": 1 + i % 4,
+                                "depends_on": ["T-0001"] if i > 6 else []}, actor="human:a")
+        for i in range(1, 7):
+            clock.advance(minutes=1)
+            move_task(store, workflow, f"T-{i:04d}", "assigned", actor="router")
+            edit_task(store, f"T-{i:04d}", {"labels": [f"l{i}"], "impact": 1 + i % 5}, actor="human:a")
+        block_task(store, workflow, "T-0002", "waiting for a review", actor="human:a")
+        clock.advance(hours=1)
+        unblock_task(store, workflow, "T-0002", actor="human:a")
+        store.append(Event(actor="gates", kind="gates.verified", task_id="T-0003",
+                           payload={"run_id": "r1", "passed": False, "agent": "code"}))
+        store.append(Event(actor="escalation", kind="task.escalated", task_id="T-0004",
+                           payload={"rule": "x", "level": 2, "action": "add_agents", "agents": ["debug"]}))
+        projection = store.projection()
+        assert replay(store.events()) == projection
+        assert projection["T-0002"].status == TaskStatus.ASSIGNED and projection["T-0002"].blocked_from is None
+        assert projection["T-0004"].support == ["debug"] and projection["T-0004"].escalation_level == 2
+        assert store.rebuild() == 12
+        assert store.projection() == projection
+
+
+def test_write_transaction_is_all_or_nothing(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        create_task(store, {"title": "x"}, actor="human:a")
+        before = store.event_count()
+        with pytest.raises(RuntimeError), store.write() as tx:
+            tx.append(Event(actor="human:a", kind="task.edited", task_id="T-0001",
+                            payload={"changes": {"title": "changed"}}))
+            raise RuntimeError("killed half-way")
+        assert store.event_count() == before
+        assert store.task("T-0001").title == "x"
+
+
+def test_unknown_task_is_not_found(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        with pytest.raises(NotFoundError, match="T-0404"):
+            store.task("T-0404")
+        with pytest.raises(NotFoundError):
+            store.append(Event(actor="human:a", kind="task.moved", task_id="T-0404", payload={"to": "done"}))
+        assert store.event_count() == 0
+
+
+def test_migration_from_version_1_rebuilds_the_projection(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    for statement in MIGRATIONS[0].statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES ('orchestrator', 1)")
+    conn.execute(
+        "INSERT INTO events (ts, actor, kind, task_id, payload, reason) VALUES (?, ?, ?, ?, ?, ?)",
+        (START.isoformat(), "human:a", "task.created", "T-0001", '{"task": {"id": "T-0001", "title": "old"}}', ""),
+    )
+    conn.execute("CREATE TABLE gate_runs (run_id TEXT PRIMARY KEY)")  # another component's table
+    conn.execute("INSERT INTO gate_runs VALUES ('r1')")
+    conn.close()
+    with Store(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.task("T-0001").title == "old"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT run_id FROM gate_runs").fetchall() == [("r1",)]
+    conn.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        path = store.path
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE schema_version SET version = 99 WHERE component = 'orchestrator'")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_open_uses_the_repo_state_dir_and_wal(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        assert store.path == tmp_path / ".orchestrator" / "state.db"
+        mode = store._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+
+
+STATES = [s.value for s in TaskStatus]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from(STATES), st.sampled_from(["human:a", "router",
+                                                                                         "agent:code"])),
+                min_size=1, max_size=25))
+def test_random_moves_keep_projection_equal_to_replay(tmp_path_factory: pytest.TempPathFactory,
+                                                      moves: list[tuple[int, str, str]]) -> None:
+    workflow = shipped_workflow()
+    path = tmp_path_factory.mktemp("prop") / "state.db"
+    clock = FakeClock()
+    with Store(path, clock=clock) as store:
+        for i in range(3):
+            create_task(store, {"title": f"t{i}", "assignees": ["code"] if i == 0 else []}, actor="human:a")
+        accepted = 0
+        for index, target, actor in moves:
+            clock.advance(minutes=1)
+            task_id = f"T-{index + 1:04d}"
+            before = store.task(task_id)
+            allowed = workflow.allowed(before, actor)
+            try:
+                move_task(store, workflow, task_id, target, actor=actor)
+                accepted += 1
+                assert target in allowed
+            except TransitionError:
+                assert target not in allowed or target == before.status.value
+                assert store.task(task_id) == before
+        assert store.event_count() == 3 + accepted
+        assert replay(store.events()) == store.projection()
