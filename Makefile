@@ -1,6 +1,6 @@
 # The two commands of the README, plus lint. Every target sets up .venv first (idempotent, fast when done).
 PY := .venv/bin/python
-export TRITON_INTERPRET ?= 1
+
 
 .PHONY: setup demo test lint
 setup:

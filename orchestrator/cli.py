@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.commands.escalate",
     "orchestrator.commands.exchange",
     "orchestrator.commands.agents",
+    "orchestrator.commands.gates",
+    "orchestrator.commands.hooks",
 )
 
 

@@ -1,0 +1,125 @@
+"""Shared plumbing of the gate programs: parameters, metrics line, paths, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_ERRORED = 3
+METRICS_PREFIX = "GATE-METRICS "
+
+
+class GateProgramError(Exception):
+    """The gate could not run (missing tool, bad parameters): exit code 3, ``errored``."""
+
+
+def params() -> dict[str, Any]:
+    """The gate's ``params`` from ``$GATE_PARAMS`` (JSON), or an empty mapping."""
+    text = os.environ.get("GATE_PARAMS", "")
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GateProgramError(f"$GATE_PARAMS is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise GateProgramError("$GATE_PARAMS must be a JSON object")
+    return data
+
+
+def workdir() -> Path:
+    """The tree under test: ``$GATE_WORKDIR`` (the working tree or a snapshot of the index), else cwd."""
+    return Path(os.environ.get("GATE_WORKDIR") or os.getcwd()).resolve()
+
+
+def repo() -> Path:
+    """The git repository (for git queries; the tree under test may be a snapshot without ``.git``)."""
+    return Path(os.environ.get("GATE_REPO") or workdir()).resolve()
+
+
+def out_dir() -> Path:
+    """Where the gate writes its files: ``$GATE_OUT``, else a fresh temporary directory."""
+    env = os.environ.get("GATE_OUT")
+    path = Path(env) if env else Path(tempfile.mkdtemp(prefix="gate-out-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def components_file() -> Path:
+    """The components file: ``$GATE_COMPONENTS_FILE``, else ``workflows/components.yaml`` of the tree."""
+    env = os.environ.get("GATE_COMPONENTS_FILE")
+    return Path(env) if env else workdir() / "workflows" / "components.yaml"
+
+
+def emit(metrics: dict[str, Any]) -> None:
+    """Print the metrics line the runner records."""
+    sys.stdout.write(METRICS_PREFIX + json.dumps(metrics, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def say(message: str) -> None:
+    """A progress line in the gate's log."""
+    sys.stdout.write(message.rstrip() + "\n")
+    sys.stdout.flush()
+
+
+def run(argv: Sequence[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float | None = None, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a command, echoing it; output goes to the gate log (or is captured)."""
+    say("$ " + " ".join(str(a) for a in argv))
+    try:
+        return subprocess.run(
+            [str(a) for a in argv], cwd=cwd, env=env, timeout=timeout, text=True, check=False,
+            stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
+        )
+    except FileNotFoundError as exc:
+        raise GateProgramError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+
+
+def clean_env(extra: dict[str, str] | None = None, *, drop_pythonpath: bool = False) -> dict[str, str]:
+    """The environment for a child process, without the runner's private variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
+    if drop_pythonpath:
+        env.pop("PYTHONPATH", None)
+    env.update(extra or {})
+    return env
+
+
+def param_parser(description: str) -> argparse.ArgumentParser:
+    """An argparse parser for a gate program."""
+    return argparse.ArgumentParser(description=description)
+
+
+def setting(args: argparse.Namespace, name: str, default: Any) -> Any:
+    """A setting: the command-line value when given, else ``params[name]``, else ``default``."""
+    value = getattr(args, name, None)
+    if value is not None:
+        return value
+    return params().get(name, default)
+
+
+def main_guard(body: Callable[[], int]) -> None:
+    """Run a gate program's body and exit with its code; an error that stops it exits 3 (errored)."""
+    try:
+        code = body()
+    except GateProgramError as exc:
+        say(f"gate could not run: {exc}")
+        emit({"verdict": "errored", "reason": str(exc)})
+        code = EXIT_ERRORED
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        traceback.print_exc()
+        emit({"verdict": "errored", "reason": f"{type(exc).__name__}: {exc}"})
+        code = EXIT_ERRORED
+    raise SystemExit(code)
