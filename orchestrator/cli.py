@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.commands.agents",
     "orchestrator.commands.gates",
     "orchestrator.commands.hooks",
+    "orchestrator.commands.report",
+    "orchestrator.commands.board",
 )
 
 

@@ -1,0 +1,169 @@
+"""The Textual board driven by a Pilot: vim keys and arrows, moving cards (legal and refused), the move
+menu, the `/` filter, the detail pane, the command palette and live refresh from the store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.tui.app import BoardApp, CardView, ColumnView, MoveScreen
+from orchestrator.workflow import create_task
+from tests.orchestrator.test_report_weekly import HUMAN, Scenario, at, build_scenario
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    built = build_scenario(tmp_path / "repo")
+    yield built
+    built.store.close()
+
+
+def make_app(s: Scenario, poll: float = 0.0) -> BoardApp:
+    return BoardApp(s.store, s.workflow, load_config(s.repo).scoring, actor=HUMAN, poll_interval=poll)
+
+
+def selected(app: BoardApp) -> str | None:
+    card = app.selected_card()
+    return None if card is None else card.id
+
+
+def shown(app: BoardApp) -> dict[str, list[str]]:
+    return {view.column.state: [c.card.id for c in view.query(CardView)] for view in app.query(ColumnView)}
+
+
+def test_navigation_with_vim_keys_and_arrows(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            assert len(app.query(ColumnView)) == 10 and shown(app)["backlog"] == ["T-0003", "T-0006"]
+            assert selected(app) == "T-0003"
+            await pilot.press("j")
+            assert selected(app) == "T-0006"
+            await pilot.press("k", "up")
+            assert selected(app) == "T-0003"
+            for _ in range(7):
+                await pilot.press("l")
+            assert app.board_columns[app.col].state == "done" and selected(app) == "T-0005"
+            await pilot.press("down", "down", "down")
+            assert selected(app) == "T-0002"  # stops at the last card
+            await pilot.press("right")
+            assert selected(app) == "T-0004"
+            await pilot.press("h", "left")
+            assert app.board_columns[app.col].state == "testing" and selected(app) is None
+            selected_views = [v for v in app.query(CardView) if v.has_class("-selected")]
+            assert selected_views == []
+            await pilot.press("left", "left", "left", "left", "left", "left", "left")
+            assert selected(app) == "T-0003"
+            assert [v.card.id for v in app.query(CardView) if v.has_class("-selected")] == ["T-0003"]
+    asyncio.run(run())
+
+
+def test_moving_cards_with_keys_and_the_refusal_lists_allowed_moves(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("L")  # backlog -> assigned
+            await pilot.pause()
+            assert scenario.store.task("T-0003").status.value == "assigned"
+            assert selected(app) == "T-0003" and app.board_columns[app.col].state == "assigned"
+            assert shown(app)["assigned"] == ["T-0003"]
+            await pilot.press("shift+right")  # assigned -> in_development
+            await pilot.pause()
+            assert scenario.store.task("T-0003").status.value == "in_development"
+            await pilot.press("H")  # in_development -> assigned is not a move of the workflow
+            await pilot.pause()
+            assert scenario.store.task("T-0003").status.value == "in_development"
+            assert "illegal transition in_development -> assigned" in app.last_message
+            assert app.last_message.endswith("you may move T-0003 to: review, backlog, blocked, escalated")
+            moves = [e for e in scenario.store.events(task_id="T-0003") if e.kind == "task.moved"]
+            assert [(e.payload["from"], e.payload["to"], e.actor) for e in moves] == [
+                ("backlog", "assigned", HUMAN), ("assigned", "in_development", HUMAN)]
+    asyncio.run(run())
+
+
+def test_move_menu_offers_only_allowed_moves(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("m")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, MoveScreen) and screen.allowed == ["assigned", "blocked", "escalated"]
+            await pilot.press("down", "enter")  # the second option: blocked
+            await pilot.pause()
+            assert not isinstance(app.screen, MoveScreen)
+            task = scenario.store.task("T-0003")
+            assert task.status.value == "blocked" and task.blocked_reason == "moved on the board"
+            assert selected(app) == "T-0003" and app.board_columns[app.col].state == "blocked"
+            for _ in range(2):
+                await pilot.press("left")
+            assert app.board_columns[app.col].state == "testing"
+            await pilot.press("left", "m")  # qa column: no card, nothing to offer
+            assert not isinstance(app.screen, MoveScreen)
+    asyncio.run(run())
+
+
+def test_filter_and_detail_pane(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("slash")
+            await pilot.press(*"agent:code")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.filter_text == "agent:code"
+            assert {s: ids for s, ids in shown(app).items() if ids} == {"done": ["T-0005"]}
+            assert selected(app) is None or selected(app) == "T-0005"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.filter_text == "" and shown(app)["backlog"] == ["T-0003", "T-0006"]
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.query_one("#detail").display
+            body = str(app.query_one("#detail-body").render())
+            assert "T-0003: Docs pass" in body and "Routing" in body and "not routed yet" in body
+            assert "Gate history" in body and "task.created" in body
+            await pilot.press("j")
+            assert "T-0006: Release | notes *draft*" in str(app.query_one("#detail-body").render())
+            await pilot.press("escape")
+            assert not app.query_one("#detail").display
+    asyncio.run(run())
+
+
+def test_live_refresh_from_the_store(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario, poll=0.05)
+        async with app.run_test(size=(160, 40)) as pilot:
+            before = app.snapshot.last_event_id if app.snapshot else 0
+            scenario.clock.now = at(16, 12)
+            create_task(scenario.store, {"title": "Arrived from elsewhere", "impact": 5}, actor="human:other")
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if "T-0007" in shown(app)["backlog"]:
+                    break
+            assert shown(app)["backlog"][0] == "T-0007"
+            assert app.snapshot is not None and app.snapshot.last_event_id == before + 1
+            assert selected(app) == "T-0003"  # the cursor stays on its card
+    asyncio.run(run())
+
+
+def test_command_palette_moves_the_selected_card(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"Move T-0003 to escalated")
+            for _ in range(20):
+                await pilot.pause(0.05)
+            await pilot.press("enter")
+            for _ in range(10):
+                await pilot.pause(0.05)
+                if scenario.store.task("T-0003").status.value == "escalated":
+                    break
+            assert scenario.store.task("T-0003").status.value == "escalated"
+    asyncio.run(run())

@@ -1,0 +1,256 @@
+"""The weekly report: numbers from a two-week store with a controlled clock, their sources, deltas, gate
+pass rates, test counts and perf trends from recorded runs, escaping of user text, and byte-identical
+output when rendered again (also after later events)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.models import Event
+from orchestrator.reports.charts import burnup_svg, velocity_svg
+from orchestrator.reports.render import md_escape, render_html, render_markdown
+from orchestrator.reports.viewmodel import (
+    WeeklyReport,
+    Window,
+    build_weekly,
+    event_sources,
+    gate_run_records,
+    week_window,
+    weekly_from_store,
+    window_ending,
+)
+from orchestrator.store import Store
+from orchestrator.workflow import Workflow, block_task, create_task, move_task
+from quality_gates.results import GateResult, ResultsDB, RunRecord
+from tests.orchestrator.core_fixtures import FakeClock, shipped_workflow
+
+HUMAN = "human:lead"
+XSS = "<script>alert(1)</script>"
+PATH = ("assigned", "in_development", "review", "integration", "qa", "testing", "done")
+
+
+def at(month_day: int, hour: int = 10) -> dt.datetime:
+    """A time in January 2026 (the 5th and 12th are Mondays: W02 and W03)."""
+    return dt.datetime(2026, 1, month_day, hour, 0, tzinfo=dt.UTC)
+
+
+@dataclass
+class Scenario:
+    """A store with two weeks of history and three recorded gate runs."""
+
+    store: Store
+    clock: FakeClock
+    workflow: Workflow
+    repo: Path
+
+    def move(self, when: dt.datetime, task_id: str, *states: str) -> None:
+        for state in states:
+            self.clock.now = when
+            move_task(self.store, self.workflow, task_id, state, actor=HUMAN)
+            when += dt.timedelta(minutes=5)
+
+
+def _gate_run(run_id: str, when: dt.datetime, *, test_failed: int, total: int, kernel_time: float | None) -> RunRecord:
+    results = [
+        GateResult("lint", "passed", True, started=when.timestamp()),
+        GateResult("test", "failed" if test_failed else "passed", True,
+                   counts={"passed": total - test_failed, "failed": test_failed, "errors": 0, "skipped": 0,
+                           "total": total}, started=when.timestamp()),
+    ]
+    if kernel_time is not None:
+        results.append(GateResult("perf", "passed", True, started=when.timestamp(), metrics={"benches": {
+            "kernels": {"kernel_time[gemv]": {"better": "lower", "cand_median": kernel_time, "base_median": 2.0,
+                                              "median_ratio": kernel_time / 2.0}}}}))
+    return RunRecord(run_id, when.timestamp(), when.timestamp() + 60, "all", None, None, None, "ci-box", results)
+
+
+def build_scenario(repo: Path) -> Scenario:
+    """W02: 4 tasks created, T-0001 done, T-0002 started, T-0004 assigned.
+    W03: T-0005 (a hostile title) and T-0006 created; T-0002 and T-0005 done; T-0004 started then blocked
+    and escalated; gate runs: one in W02 (passed), two in W03 (failed, then passed)."""
+    clock = FakeClock(at(5, 9))
+    (repo / ".git").mkdir(parents=True, exist_ok=True)
+    store = Store.open(repo, clock=clock)
+    scenario = Scenario(store, clock, shipped_workflow(), repo)
+    for title, agent in (("Engine API", "architect"), ("KV cache", "inference-engineer"),
+                         ("Docs pass", ""), ("Ternary GEMV", "kernel-engineer")):
+        create_task(store, {"title": title, "assignees": [agent] if agent else [], "impact": 4}, actor=HUMAN)
+    scenario.move(at(5, 10), "T-0001", *PATH)
+    scenario.move(at(6, 10), "T-0002", "assigned", "in_development")
+    scenario.move(at(9, 10), "T-0004", "assigned")
+    clock.now = at(12, 10)
+    create_task(store, {"title": XSS, "assignees": ["code"], "impact": 5}, actor=HUMAN)
+    create_task(store, {"title": "Release | notes *draft*", "urgency": 2}, actor=HUMAN)
+    scenario.move(at(13, 10), "T-0002", *PATH[2:])
+    scenario.move(at(13, 12), "T-0004", "in_development")
+    clock.now = at(14, 9)
+    block_task(store, scenario.workflow, "T-0004", "waiting on <b>hardware</b>", actor=HUMAN)
+    scenario.move(at(14, 10), "T-0005", *PATH)
+    clock.now = at(16, 9)
+    store.append(Event(actor="escalation", kind="task.escalated", task_id="T-0004", reason="blocked for 2d",
+                       payload={"rule": "blocker-1d", "level": 0, "action": "add_agents", "agents": ["architect"],
+                                "to": None}))
+    with ResultsDB(store.path) as db:
+        db.record(_gate_run("20260107-aaa", at(7, 12), test_failed=0, total=10, kernel_time=2.0))
+        db.record(_gate_run("20260113-bbb", at(13, 12), test_failed=1, total=12, kernel_time=None))
+        db.record(_gate_run("20260115-ccc", at(15, 12), test_failed=0, total=12, kernel_time=1.5))
+        db.record(_gate_run("20260120-ddd", at(20, 12), test_failed=3, total=12, kernel_time=9.0))  # next week
+    return scenario
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    built = build_scenario(tmp_path / "repo")
+    yield built
+    built.store.close()
+
+
+W03 = week_window("2026-W03")
+
+
+def week2_window() -> Window:
+    return week_window("2026-W02")
+
+
+def weekly(scenario: Scenario, window: Window = W03) -> WeeklyReport:
+    return weekly_from_store(scenario.store, window)
+
+
+def test_delivery_numbers_and_deltas(scenario: Scenario) -> None:
+    report = weekly(scenario)
+    assert report.label == "2026-W03" and report.start == "2026-01-12 00:00" and report.end == "2026-01-19 00:00"
+    done = report.metric("done")
+    assert (done.value, done.previous, done.delta, done.ids) == (2, 1, 1, ("T-0002", "T-0005"))
+    started = report.metric("started")
+    assert (started.value, started.previous, started.ids) == (2, 2, ("T-0004", "T-0005"))
+    carried = report.metric("carried_over")
+    assert (carried.value, carried.previous, carried.ids) == (1, 2, ("T-0004",))
+    added = report.metric("scope_added")
+    assert (added.value, added.previous, added.ids) == (2, 4, ("T-0005", "T-0006"))
+    assert report.metric("scope_total").value == 6 and report.metric("scope_total").previous == 4
+    # the sources are the events that made each number
+    events = {(e.task_id, e.payload.get("to")): e.id for e in scenario.store.events(kind="task.moved")}
+    assert done.sources == event_sources([events[("T-0002", "done")], events[("T-0005", "done")]])
+    assert report.metric("carried_over").sources == event_sources([events[("T-0004", "blocked")]])
+
+
+def test_burnup_velocity_and_charts(scenario: Scenario) -> None:
+    report = weekly_from_store(scenario.store, W03, history_weeks=2)
+    assert [(w.label, w.done) for w in report.velocity] == [("2026-W02", 1), ("2026-W03", 2)]
+    assert report.velocity_mean == pytest.approx(1.5)
+    assert report.burnup[0].day == "2026-01-05" and report.burnup[-1].day == "2026-01-19"
+    assert (report.burnup[-1].scope, report.burnup[-1].done) == (6, 3)
+    by_day = {p.day: (p.scope, p.done) for p in report.burnup}
+    assert by_day["2026-01-06"] == (4, 1) and by_day["2026-01-14"] == (6, 2)
+    svg = burnup_svg(report.burnup, "Burn-up <x>")
+    assert svg.startswith("<svg") and "Burn-up &lt;x&gt;" in svg and svg.count("<polyline") == 2
+    assert "scope (6)" in svg and "done (3)" in svg
+    bars = velocity_svg(report.velocity, report.velocity_mean)
+    assert bars.count("<rect x=") == 3 and "mean 1.50 per week" in bars  # background + one bar per week
+    assert burnup_svg(report.burnup) == burnup_svg(report.burnup)
+
+
+def test_gate_pass_rates_tests_and_perf_from_recorded_runs(scenario: Scenario) -> None:
+    report = weekly(scenario)
+    assert (report.runs, report.runs_passed, report.run_rate, report.previous_run_rate) == (2, 1, 0.5, 1.0)
+    assert report.run_sources == "runs 20260113-bbb, 20260115-ccc"  # not the run of the next week
+    gates = {g.gate: g for g in report.gates}
+    assert (gates["test"].runs, gates["test"].ok, gates["test"].rate, gates["test"].previous_rate) == (2, 1, 0.5, 1.0)
+    assert gates["test"].statuses == (("failed", 1), ("passed", 1))
+    assert gates["lint"].rate == 1.0 and gates["perf"].runs == 1
+    tests = report.tests
+    assert tests is not None and (tests.run_id, tests.total, tests.passed, tests.failed) == ("20260115-ccc", 12, 12, 0)
+    assert (tests.previous_total, tests.previous_run_id) == (10, "20260107-aaa")
+    (perf,) = report.perf
+    assert (perf.bench, perf.metric, perf.machine, perf.latest, perf.earlier) == (
+        "kernels", "kernel_time[gemv]", "ci-box", 1.5, 2.0)
+    assert perf.change == pytest.approx(-0.25) and perf.improved is True and perf.ratio_vs_base == 0.75
+    assert (perf.latest_run, perf.earlier_run) == ("20260115-ccc", "20260107-aaa")
+
+
+def test_blocked_escalations_headline_and_plan(scenario: Scenario) -> None:
+    report = weekly(scenario)
+    (blocked,) = report.blocked
+    assert (blocked.id, blocked.reason, blocked.since, blocked.agent) == (
+        "T-0004", "waiting on <b>hardware</b>", "2026-01-14 09:00", "kernel-engineer")
+    assert blocked.age_days == pytest.approx(4.625)
+    (escalation,) = report.escalations
+    assert (escalation.task_id, escalation.rule, escalation.agents) == ("T-0004", "blocker-1d", ("architect",))
+    assert report.status == "amber"  # the latest run passed; a task is blocked
+    assert [r.level for r in report.reasons] == ["amber"]
+    assert [p.id for p in report.plan_continue] == ["T-0004"]
+    assert [p.id for p in report.plan_next] == ["T-0003", "T-0006"]  # impact 4 outranks default impact
+    week2 = weekly(scenario, week_window("2026-W02"))
+    assert week2.metric("done").value == 1 and week2.metric("done").previous == 0
+    # T-0002 in development since Jan 6 10:05: 5.6 days at the week's end; T-0004 assigned 2.6 days ago
+    assert [(i.id, round(i.age_days, 2)) for i in week2.aging] == [("T-0002", 5.58)]
+    assert week2.status == "amber" and [r.level for r in week2.reasons] == ["amber"]
+    assert weekly_from_store(scenario.store, week2_window(), aging_days=7).status == "green"
+
+
+def test_markdown_and_html_are_byte_identical_and_escape_user_text(scenario: Scenario) -> None:
+    report = weekly(scenario)
+    html = render_html(report)
+    assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>hardware</b>" not in html and "&lt;b&gt;hardware&lt;/b&gt;" in html
+    assert html.count("<svg") == 2 and "<script" not in html
+    md = render_markdown(report)
+    assert XSS not in md and "&lt;script&gt;" in md and "Release \\| notes \\*draft\\*" in md
+    assert "| Done | 2 | 1 | +1 | T-0002, T-0005 |" in md
+    assert "| test | 2 | 1 | 50.0% | 100.0% | -50.0 pp |" in md
+    assert "12 tests (12 passed, 0 failed, 0 errors, 0 skipped)" in md and "+2 vs 10 in run 20260107-aaa" in md
+    assert "-25.0% (better)" in md
+    # same input -> same bytes, also from a fresh store object and after later events
+    scenario.clock.now = at(21, 9)
+    create_task(scenario.store, {"title": "Later work"}, actor=HUMAN)
+    move_task(scenario.store, scenario.workflow, "T-0003", "assigned", actor=HUMAN)
+    with Store.open(scenario.repo) as again:
+        later = weekly_from_store(again, W03)
+    assert render_html(later) == html and render_markdown(later) == md
+    assert json.dumps(later.as_json(), sort_keys=True) == json.dumps(report.as_json(), sort_keys=True)
+
+
+def test_pure_builder_ignores_input_order(scenario: Scenario) -> None:
+    events = scenario.store.events()
+    runs = gate_run_records(scenario.store.path)
+    a = build_weekly(events, runs, W03)
+    b = build_weekly(list(reversed(events)), list(reversed(runs)), W03)
+    assert render_markdown(a) == render_markdown(b)
+
+
+def test_windows_and_escaping_helpers() -> None:
+    assert week_window("2026-W03").start == at(12, 0) and window_ending(at(19, 0)) == week_window("2026-W03")
+    assert window_ending(at(19, 12)).label == "2026-01-12..2026-01-19"
+    with pytest.raises(ValueError, match="YYYY-Www"):
+        week_window("2026-3")
+    assert event_sources([7, 3, 4, 5, 9]) == "events #3-#5, #7, #9" and event_sources([]) == "no events"
+    assert md_escape("a|b <i>") == "a\\|b &lt;i&gt;"
+
+
+def test_cli_writes_reports_atomically(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.cli import main
+
+    repo = str(scenario.repo)
+    out = scenario.repo / "out" / "week.md"
+    assert main(["--repo", repo, "report", "weekly", "--week", "2026-W03", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "](week.burnup.svg)" in text and (out.parent / "week.velocity.svg").read_text().startswith("<svg")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["week.burnup.svg", "week.md", "week.velocity.svg"]
+    html = scenario.repo / "out" / "week.html"
+    assert main(["--repo", repo, "report", "weekly", "--end", "2026-01-19", "--out", str(html)]) == 0
+    assert html.read_text().startswith("<!DOCTYPE html>") and "2026-W03" in html.read_text()
+    capsys.readouterr()
+    assert main(["--repo", repo, "report", "weekly", "--week", "2026-W03", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["label"] == "2026-W03" and data["metrics"][0]["value"] == 2 and data["metrics"][0]["delta"] == 1
+    assert main(["--repo", repo, "report", "weekly", "--week", "2026-W03", "--format", "md"]) == 0
+    assert re.search(r"!\[Burn-up: scope and done\]\(data:image/svg\+xml;base64,", capsys.readouterr().out)
+    assert main(["--repo", repo, "report", "weekly", "--week", "2026-W99"]) == 2
+    assert "--week" in capsys.readouterr().err
