@@ -27,10 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "orchestrator.commands.escalate",
     "orchestrator.commands.exchange",
     "orchestrator.commands.agents",
-    "orchestrator.commands.gates",
-    "orchestrator.commands.hooks",
-    "orchestrator.commands.report",
-    "orchestrator.commands.board",
+    "orchestrator.commands.gates", "orchestrator.commands.hooks",
+    "orchestrator.commands.report", "orchestrator.commands.board",
+    "orchestrator.commands.dispatch", "orchestrator.commands.demo",
 )
 
 

@@ -1,0 +1,96 @@
+"""The demo sprint (``orchestrator demo``) runs offline in a temporary directory and leaves in its store every
+milestone: routed, dispatched, verified passed, verified failed, escalated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import git
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.demo import BACKLOG, FAILING_TASK, PASSING_TASK, run_demo
+from orchestrator.store import Store
+
+
+def test_demo_sprint_records_every_milestone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = tmp_path / "demo"
+    code = main(["demo", "--dir", str(repo), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert summary["ok"], summary["milestones"]
+    assert summary["kept"] and Path(summary["repo"]) == repo.resolve()
+    with Store.open(repo) as store:
+        events = store.events()
+        tasks = {t.id: t for t in store.tasks()}
+    kinds = [e.kind for e in events]
+    assert kinds.count("task.created") == 8
+    routed = {e.task_id for e in events if e.kind == "task.routed"}
+    assert {PASSING_TASK, FAILING_TASK} <= routed
+    verified = [(e.task_id, e.payload["passed"]) for e in events if e.kind == "gates.verified"]
+    assert verified == [(PASSING_TASK, True), (FAILING_TASK, False), (FAILING_TASK, False)]
+    escalated = [e for e in events if e.kind == "task.escalated"]
+    assert [(e.task_id, e.payload["rule"]) for e in escalated] == [(FAILING_TASK, "failed-gates-oversight")]
+    assert [e.task_id for e in events if e.kind == "dispatch.started"] == [PASSING_TASK, FAILING_TASK, FAILING_TASK]
+    assert tasks[PASSING_TASK].status.value == "review"
+    assert tasks[FAILING_TASK].status.value == "in_development"
+    assert "truth-validator" in tasks[FAILING_TASK].support
+    # the passing fix is a commit on its task branch; the demo's main branch still has the bug
+    handle = git.Repo(repo)
+    fixed = handle.commit(f"orchestrator/{PASSING_TASK}").tree / "bitnet_lite" / "quant.py"
+    assert "max(sum(flat) / len(flat), EPS)" in fixed.data_stream.read().decode()
+    assert "max(sum(flat)" not in (repo / "bitnet_lite" / "quant.py").read_text()
+    # what it printed was the commands' output, read from the store
+    output = summary["output"]
+    assert "$ orchestrator dispatch BN-1" in output and "PASSED" in output and "FAILED" in output
+    assert "$ orchestrator status" in output and f"$ orchestrator task explain {summary['top_task']}" in output
+    assert "escalated: failed-gates-oversight -> truth-validator" in output
+
+
+def test_demo_refuses_a_non_empty_dir_and_the_backlog_ships(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    code = main(["demo", "--dir", str(tmp_path / "busy"), "--json"])
+    assert code == 2 and "not empty" in capsys.readouterr().err
+    text = BACKLOG.read_text()
+    assert text.count("- id: BN-") == 8 and "depends_on: [BN-2]" in text
+
+
+def test_a_temporary_demo_repo_is_removed_even_when_a_step_fails(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    import orchestrator.demo as demo
+
+    target = tmp_path / "tmp-demo"
+
+    def fake_mkdtemp(prefix: str = "") -> str:
+        target.mkdir()
+        return str(target)
+
+    def broken(repo: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", fake_mkdtemp)
+    monkeypatch.setattr(demo, "_write_slice", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_demo(None, quiet=True)
+    assert not target.exists()
+
+
+def test_demo_gates_fall_back_to_unittest_without_pytest(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from orchestrator.demo import demo_gates
+    from quality_gates.spec import parse_gates
+
+    with_pytest = parse_gates(demo_gates())
+    assert with_pytest.gates["test-quant"].command == [
+        "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_quant.py"]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a))
+    without = parse_gates(demo_gates())
+    assert without.gates["test-packing"].command == ["python", "-m", "unittest", "tests/test_packing.py"]
+    assert list(without.gates) == ["syntax", "test-quant", "test-packing"]

@@ -1,0 +1,163 @@
+"""Executors: argv lists only (the prompt is one item, never parsed by a shell), stdin closed, timeouts
+kill the process group, output captured to the attempt's log, missing CLIs named with their install."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.agents import AgentSpec, ExecutorSpec, ToolPolicy
+from orchestrator.dispatch.executors import (
+    ExecutorRequest,
+    build_argv,
+    display_argv,
+    parse_claim,
+    resolve_argv,
+    run_executor,
+)
+from orchestrator.errors import ConfigError, UserError
+
+HOSTILE = "Fix it; $(touch PWNED) `touch PWNED2` && rm -rf / | cat > x 'quote\" \n new line"
+
+
+def agent(kind: str, **options: Any) -> AgentSpec:
+    return AgentSpec(name="code", description="writes code", role="Code Developer", model="sonnet", max_turns=12,
+                     tools=ToolPolicy(allow=["Read", "Edit"], deny=["WebFetch"]),
+                     executor=ExecutorSpec(kind=kind, options=options))  # type: ignore[arg-type]
+
+
+def request(tmp_path: Path, kind: str, prompt: str = HOSTILE, timeout: float | None = None,
+            spec: AgentSpec | None = None, **options: Any) -> ExecutorRequest:
+    worktree = tmp_path / "wt"
+    worktree.mkdir(exist_ok=True)
+    prompt_file = tmp_path / "logs" / "T-1" / "1.prompt.md"
+    prompt_file.parent.mkdir(parents=True, exist_ok=True)
+    prompt_file.write_text(prompt)
+    return ExecutorRequest(kind, spec or agent(kind, **options), prompt, prompt_file, worktree,
+                           tmp_path / "logs" / "T-1" / "1.log", "T-1", 1, timeout)
+
+
+def test_cli_kinds_build_the_documented_argv_with_the_prompt_as_one_item(tmp_path: Path) -> None:
+    claude = build_argv(request(tmp_path, "claude"))
+    assert claude == ["claude", "-p", HOSTILE, "--output-format", "json", "--max-turns", "12",
+                      "--allowedTools", "Read,Edit", "--disallowedTools", "WebFetch", "--model", "sonnet"]
+    codex = build_argv(request(tmp_path, "codex"))
+    assert codex == ["codex", "exec", HOSTILE, "--json", "--sandbox", "workspace-write", "-C",
+                     str(tmp_path / "wt"), "--model", "sonnet"]
+    aider = build_argv(request(tmp_path, "aider", files=["bitnet/quant.py"]))
+    assert aider == ["aider", "--message", HOSTILE, "--yes-always", "--no-auto-commits", "--model", "sonnet",
+                     "bitnet/quant.py"]
+    gemini = build_argv(request(tmp_path, "gemini"))
+    assert gemini == ["gemini", "-p", HOSTILE, "--output-format", "json", "--model", "sonnet"]
+    # options of the agent's own kind win; an overriding kind ignores the other kind's options
+    tuned = build_argv(request(tmp_path, "claude", max_turns=40, allowedTools=["Bash(pytest:*)"]))
+    assert tuned[tuned.index("--max-turns") + 1] == "40" and "Bash(pytest:*)" in tuned
+    override = ExecutorRequest("codex", agent("claude", max_turns=40), "p", tmp_path / "p", tmp_path, tmp_path / "l",
+                               "T-1", 1)
+    assert override.options == {}
+    shown = display_argv(claude, HOSTILE, tmp_path / "p.md")
+    assert HOSTILE not in shown and shown[2].startswith("<prompt: ")
+
+
+def test_shell_placeholders_are_whole_items_and_python_is_this_interpreter(tmp_path: Path) -> None:
+    req = request(tmp_path, "shell", argv=["python", "tool.py", "{prompt_file}", "{worktree}", "--id={task_id}",
+                                           "{attempt}"])
+    argv = build_argv(req)
+    assert argv == [sys.executable, "tool.py", str(req.prompt_file), str(req.worktree), "--id=T-1", "1"]
+    with pytest.raises(ConfigError, match=r"executor.options.argv"):
+        build_argv(request(tmp_path, "shell"))
+    with pytest.raises(ConfigError, match="list of strings"):
+        build_argv(request(tmp_path, "shell", argv=[{"a": 1}]))
+
+
+def test_a_missing_cli_is_named_with_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    for kind, install in (("claude", "@anthropic-ai/claude-code"), ("codex", "@openai/codex"),
+                          ("aider", "aider-install"), ("gemini", "@google/gemini-cli")):
+        with pytest.raises(UserError, match=f"needs `{kind}`.*{install}"):
+            resolve_argv(request(tmp_path, kind))
+    assert resolve_argv(request(tmp_path, "manual")) == []
+
+
+def test_a_fake_claude_gets_the_hostile_prompt_verbatim_with_stdin_closed(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "claude"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "json.dump({'argv': sys.argv[1:], 'stdin': sys.stdin.read(), 'cwd': os.getcwd(),\n"
+        "           'task': os.environ['ORCHESTRATOR_TASK_ID']}, open('seen.json', 'w'))\n"
+        "print(json.dumps({'type': 'result', 'result': 'All done, every test passes.'}))\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    req = request(tmp_path, "claude")
+    outcome = run_executor(req)
+    seen = json.loads((req.worktree / "seen.json").read_text())
+    assert seen["argv"][1] == HOSTILE and seen["stdin"] == "" and seen["task"] == "T-1"
+    assert Path(seen["cwd"]).resolve() == req.worktree.resolve()
+    assert not (req.worktree / "PWNED").exists() and not (req.worktree / "PWNED2").exists()
+    assert outcome.exit_code == 0 and outcome.ran_ok and not outcome.timed_out
+    assert outcome.claim == "All done, every test passes."
+    log = req.log_file.read_text()
+    assert "All done" in log and HOSTILE not in log  # the prompt is in its own file, not in the log header
+    assert not list(req.log_file.parent.glob(".*.partial"))
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    script = tmp_path / "wt" / "spawn.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import pathlib, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "pathlib.Path('child.pid').write_text(str(child.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    req = request(tmp_path, "shell", timeout=1.0, argv=["python", "spawn.py"])
+    outcome = run_executor(req)
+    assert outcome.timed_out and not outcome.ran_ok and outcome.exit_code is None
+    pid = int((req.worktree / "child.pid").read_text())
+    for _ in range(50):  # the kill is delivered; give the kernel a moment to reap
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    assert not _alive(pid), f"the executor's child {pid} survived the timeout"
+    assert "timed out after 1s" in req.log_file.read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state
+
+
+def test_shell_executor_logs_exit_codes_and_the_manual_kind_runs_nothing(tmp_path: Path) -> None:
+    (tmp_path / "wt").mkdir()
+    (tmp_path / "wt" / "fail.py").write_text("import sys\nprint('stdin was', repr(sys.stdin.read()))\nsys.exit(3)\n")
+    outcome = run_executor(request(tmp_path, "shell", argv=["python", "fail.py"]))
+    assert outcome.exit_code == 3 and not outcome.ran_ok
+    assert outcome.log_file is not None
+    assert "stdin was ''" in outcome.log_file.read_text()
+    manual = run_executor(request(tmp_path, "manual"))
+    assert manual.handoff and manual.log_file is None and manual.argv == []
+    with pytest.raises(UserError, match="does not exist"):
+        run_executor(request(tmp_path, "shell", argv=["./missing/tool.sh"]))
+
+
+def test_parse_claim() -> None:
+    assert parse_claim('noise\n{"type":"result","result":"Fixed the bug."}\n') == "Fixed the bug."
+    assert parse_claim('{"response": "Gemini says done"}') == "Gemini says done"
+    assert parse_claim("line one\nline two\n") == "line one\nline two"
+    assert parse_claim("") is None
