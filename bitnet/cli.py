@@ -16,8 +16,11 @@ from kernels.cliutil import CliArgumentParser, run_cli
 
 COMMAND_MODULES: tuple[str, ...] = (
     "bitnet.commands.doctor",
+    "bitnet.commands.model",
+    "bitnet.commands.train",
+    "bitnet.commands.generate",
 )
-BENCH_MODULES: tuple[str, ...] = ()
+BENCH_MODULES: tuple[str, ...] = ("bitnet.commands.bench_e2e", "bitnet.commands.bench_kernels")
 
 
 def build_parser() -> argparse.ArgumentParser:
