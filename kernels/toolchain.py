@@ -73,8 +73,9 @@ def _run_python(code: str, timeout: float = 120.0, env: dict[str, str] | None = 
         )
     except subprocess.TimeoutExpired:
         return 124, f"timed out after {timeout:.0f}s"
-    output = (proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] and proc.stderr.strip().splitlines()[-1])
-    return proc.returncode, str(output or "")
+    stderr_lines = proc.stderr.strip().splitlines()
+    output = proc.stdout.strip() or (stderr_lines[-1] if stderr_lines else "")
+    return proc.returncode, output
 
 
 _CUDA_PROBE = """
