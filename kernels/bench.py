@@ -370,6 +370,7 @@ def _report(
         summary["decode_min_share_of_copy_read_side"] = min(
             r["share_of_copy_read_side"]["ours"] for r in decode
         )
+        summary["decode_min_share_of_read"] = min(r["share_of_read"]["ours"] for r in decode)
         vs32 = [r["speedup"]["vs_fp32"] for r in decode if r["speedup"].get("vs_fp32")]
         if vs32:
             summary["decode_min_speedup_vs_fp32"] = min(vs32)

@@ -11,8 +11,9 @@ import torch
 from kernels.packed import PackedTernaryWeight
 
 ISAS: dict[str, int] = {"auto": -1, "scalar": 0, "avx2": 1, "avx512": 2}
-# "pool": the kernel's own threads with dynamic chunk claiming (robust on a loaded machine);
-# "openmp": torch's OpenMP pool with a static split (at::parallel_for).
+# "openmp" (default): torch's OpenMP threads with a static split (at::parallel_for), shared with torch's ops;
+# "pool": the kernel's own threads with dynamic chunk claiming (degrades gracefully when other processes
+# load the machine, but competes with torch's spinning OpenMP threads when mixed with torch ops).
 SCHEDULERS: dict[str, int] = {"pool": 0, "openmp": 1}
 ENV_SCHEDULER = "BITNET_CPU_SCHEDULER"
 _ISA_NAMES = {v: k for k, v in ISAS.items()}
@@ -43,7 +44,7 @@ def load() -> ModuleType:
         except BuildError as exc:
             _error = str(exc)
             raise NativeKernelUnavailable(_error) from exc
-        scheduler = os.environ.get(ENV_SCHEDULER, "pool").strip().lower() or "pool"
+        scheduler = os.environ.get(ENV_SCHEDULER, "openmp").strip().lower() or "openmp"
         if scheduler not in SCHEDULERS:
             _error = f"{ENV_SCHEDULER}={scheduler!r}: expected one of {sorted(SCHEDULERS)}"
             raise NativeKernelUnavailable(_error)
@@ -120,7 +121,7 @@ def _as_kernel_input(x: torch.Tensor) -> torch.Tensor:
 
 
 def set_scheduler(name: str) -> None:
-    """Choose how the kernel's threads share work: "pool" (default) or "openmp"."""
+    """Choose how the kernel's threads share work: "openmp" (default) or "pool"."""
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; expected one of {sorted(SCHEDULERS)}")
     load().set_scheduler(SCHEDULERS[name])

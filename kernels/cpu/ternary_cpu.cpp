@@ -16,11 +16,13 @@
 //     arithmetic shift at the end. GEMM (M > 1): fields shifted down once per block, reused by MB rows.
 //   ISA_AVX2: vpmaddubsw + vpmaddwd on the two 256-bit halves of a block.
 //   ISA_SCALAR: plain C++ (any CPU).
-// Threads: torch.get_num_threads() threads share the output tiles. Default scheduler: this file's own pool
-// with dynamic chunk claiming, where the caller works too and returns as soon as every chunk is done
-// (a worker that the OS has not scheduled yet is not waited for: on a loaded machine the call degrades to
-// one thread's speed instead of stalling at a fork-join barrier). The alternative scheduler is torch's
-// OpenMP at::parallel_for (static split); set_scheduler() chooses.
+// Threads: torch.get_num_threads() threads share the output tiles. Default scheduler: torch's OpenMP
+// (at::parallel_for, static contiguous split), the same threads torch's own ops use. Alternative: this
+// file's own pool with dynamic chunk claiming, where the caller works too and returns as soon as every chunk
+// is done (a worker the OS has not scheduled is not waited for, so on a machine loaded by other processes a
+// call degrades to one thread's speed instead of stalling at a fork-join barrier). Measured here: in a
+// decode-like loop mixing torch ops and these kernels the pool was ~1.8x slower (its worker competes with
+// torch's spinning OpenMP threads), so it is opt-in (set_scheduler / BITNET_CPU_SCHEDULER=pool).
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -241,7 +243,7 @@ class Pool {
 };
 
 enum Scheduler : int { SCHED_POOL = 0, SCHED_OPENMP = 1 };
-std::atomic<int> g_scheduler{SCHED_POOL};
+std::atomic<int> g_scheduler{SCHED_OPENMP};
 
 // Runs body(i) for i in [0, n) with torch.get_num_threads() threads.
 template <typename F>
@@ -708,7 +710,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("data"), py::arg("n"), py::arg("k"), py::arg("isa") = -1);
   m.def("matmul", &matmul, "fused quantize + ternary matmul + scales -> float32 (M, N)", py::arg("x"),
         py::arg("data"), py::arg("n"), py::arg("k"), py::arg("weight_scale"), py::arg("isa") = -1);
-  m.def("set_scheduler", &set_scheduler, "0: own pool with dynamic chunks (default), 1: torch's OpenMP");
+  m.def("set_scheduler", &set_scheduler, "0: own pool with dynamic chunks, 1: torch's OpenMP (default)");
   m.def("get_scheduler", &get_scheduler, "the scheduler in use (0 pool, 1 openmp)");
   m.def("pool_worker_chunks", &pool_worker_chunks, "chunks run by pool workers so far (diagnostics)");
   m.def("scheduler_selftest", &scheduler_selftest, "run n busy chunks; per-chunk run counts");

@@ -42,6 +42,8 @@ def test_run_bench_tiny(native_cpu: ModuleType) -> None:
         # the working-set rule: 2 x LLC / packed bytes copies of the layer, at least 2
         assert r["layers"]["ours"] == max(2, math.ceil(2 * (1 << 14) / r["weight_bytes"]["ours"]))
     assert _finite_positive(report["summary"]["decode_min_speedup_vs_fp32"])
+    assert _finite_positive(report["summary"]["decode_min_share_of_read"])
+    assert _finite_positive(report["copy"]["read_gbps"])
 
 
 def test_cli_json(native_cpu: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,3 +96,12 @@ def test_parsers() -> None:
         parse_ms("0")
     with pytest.raises(BenchError, match="KxN"):
         parse_shapes("10x")
+
+
+def test_cli_table(native_cpu: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "kernels", "--shapes", "32x16", "--m", "1", "--repeat", "1", "--min-time", "0"]
+    code = main([*args, "--baselines", "fp32", "--llc-mib", "0.01", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "32x16" in out and "x fp32" in out and "measured copy" in out
+    assert "decode (M=1): speedup vs dense fp32" in out

@@ -11,7 +11,8 @@ from kernels.cpu import ops
 from kernels.packed import PackedTernaryWeight
 from kernels.reference import int_matmul_reference, quantize_activations, ternary_matmul_reference
 
-SHAPES = [(13, 37), (16, 16), (1, 1), (70, 300), (33, 2563), (96, 64), (200, 48)]  # (N, K), odd N and K included
+# (N, K), odd N and K included; partial last super-tiles of 1, 2 and 3 tiles
+SHAPES = [(13, 37), (16, 16), (1, 1), (70, 300), (33, 2563), (96, 64), (200, 48)]
 MS = [1, 3, 16]
 
 
