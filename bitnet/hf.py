@@ -258,16 +258,19 @@ def from_pretrained(
     dtype: torch.dtype = torch.float32,
     lm_head_int8: bool = False,
     device: torch.device | str | None = None,
+    embed_dtype: torch.dtype | None = None,
 ) -> BitNetForCausalLM:
     """Load a local Hugging Face BitNet directory in any of the three forms (sharded or not).
 
     ``mode`` "inference": packed weights + kernels (no dense copy); "train": latent weights (from a packed
-    checkpoint: a latent that quantizes back exactly). ``dtype``: embeddings, norms, head, activations.
+    checkpoint: a latent that quantizes back exactly). ``dtype``: norms and activations; ``embed_dtype``
+    (default ``dtype``): storage of the embeddings and the float head (bf16 halves their memory while the
+    activations stay fp32).
     """
     check_mode(mode)
     info = inspect_checkpoint(path)
     config = info.config
-    model = BitNetForCausalLM(config, mode, dtype=dtype, init=False)
+    model = BitNetForCausalLM(config, mode, dtype=dtype, init=False, embed_dtype=embed_dtype)
     with contextlib.ExitStack() as stack:
         reader = _Reader(info, stack)
         _load_into(model, reader, info.form, mode, dtype)
@@ -282,11 +285,11 @@ def _load_into(model: BitNetForCausalLM, reader: _Reader, form: str, mode: str, 
     c = model.config
     h = c.hidden_size
     model.model.embed_tokens.weight = torch.nn.Parameter(
-        reader.get_float("model.embed_tokens.weight", (c.vocab_size, h), dtype)
+        reader.get_float("model.embed_tokens.weight", (c.vocab_size, h), model.embed_dtype)
     )
     model.model.norm.weight = torch.nn.Parameter(reader.get_float("model.norm.weight", (h,), dtype))
     if model.lm_head is not None:
-        model.lm_head.weight = torch.nn.Parameter(reader.get_float("lm_head.weight", (c.vocab_size, h), dtype))
+        model.lm_head.weight = torch.nn.Parameter(reader.get_float("lm_head.weight", (c.vocab_size, h), model.embed_dtype))
     shapes = c.linear_shapes()
     for idx, layer in enumerate(model.model.layers):
         assert isinstance(layer, DecoderLayer)

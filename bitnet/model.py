@@ -382,29 +382,39 @@ class DecoderLayer(nn.Module):
 class Int8Head(nn.Module):
     """A per-row int8 output head: ``logits = (h @ Wq^T) * scale``; Wq int8 (V, H), scale (V,)."""
 
-    def __init__(self, weight: torch.Tensor, dtype: torch.dtype) -> None:
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, chunk_rows: int = 8192) -> None:
         super().__init__()
-        w = weight.detach().float()  # (V, H)
-        scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0  # (V,)
-        self.weight_int8 = nn.Buffer(torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8))
-        self.scale = nn.Buffer(scale.to(dtype))
+        v, _ = weight.shape
+        w_int8 = torch.empty(weight.shape, dtype=torch.int8, device=weight.device)  # (V, H)
+        scale = torch.empty(v, dtype=torch.float32, device=weight.device)  # (V,)
+        with torch.no_grad():
+            for r in range(0, v, chunk_rows):  # row chunks: no fp32 copy of the whole table
+                w = weight[r : r + chunk_rows].detach().float()  # (C, H)
+                s = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0  # (C,)
+                w_int8[r : r + chunk_rows] = torch.round(w / s[:, None]).clamp(-127, 127).to(torch.int8)
+                scale[r : r + chunk_rows] = s
+        self.weight_int8 = nn.Buffer(w_int8)
+        self.scale = nn.Buffer(scale)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """h (..., H) -> logits (..., V) in h's dtype."""
-        flat = h.reshape(-1, h.shape[-1]).contiguous()  # (M, H)
+        """h (..., H) -> logits (..., V) float32. On the CPU: int8 x int8 -> int32 (``torch._int_mm``)."""
+        flat = h.reshape(-1, h.shape[-1]).float()  # (M, H)
         if flat.device.type == "cpu":
-            y = torch.ops.aten._weight_int8pack_mm(flat, self.weight_int8, self.scale.to(flat.dtype))  # (M, V)
+            s = 127.0 / flat.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)  # (M, 1) per-token absmax
+            hq = torch.round(flat * s).clamp(-128, 127).to(torch.int8)  # (M, H)
+            y = torch._int_mm(hq, self.weight_int8.t()).float() * (self.scale[None, :] / s)  # (M, V)
         else:
-            y = F.linear(flat, self.weight_int8.to(flat.dtype)) * self.scale.to(flat.dtype)
+            y = F.linear(flat, self.weight_int8.float()) * self.scale
         return y.reshape(*h.shape[:-1], -1)
 
 
 class BitNetModel(nn.Module):
     """Embeddings, decoder layers and the final norm (transformers' ``model.*`` names)."""
 
-    def __init__(self, config: BitNetConfig, mode: str, dtype: torch.dtype, init: bool) -> None:
+    def __init__(self, config: BitNetConfig, mode: str, dtype: torch.dtype, init: bool,
+                 embed_dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        emb = torch.empty(config.vocab_size, config.hidden_size, dtype=dtype)
+        emb = torch.empty(config.vocab_size, config.hidden_size, dtype=embed_dtype or dtype)
         if init:
             nn.init.normal_(emb, std=config.initializer_range)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, _weight=emb)
@@ -429,16 +439,18 @@ class BitNetForCausalLM(nn.Module):
         dtype: torch.dtype = torch.float32,
         lm_head_int8: bool = False,
         init: bool = True,
+        embed_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.mode = check_mode(mode)
         self.dtype = dtype
-        self.model = BitNetModel(config, mode, dtype, init)
+        self.embed_dtype = embed_dtype or dtype
+        self.model = BitNetModel(config, mode, dtype, init, self.embed_dtype)
         self.lm_head: nn.Linear | None = None
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False, device="meta")
-            head = torch.empty(config.vocab_size, config.hidden_size, dtype=dtype)
+            head = torch.empty(config.vocab_size, config.hidden_size, dtype=self.embed_dtype)
             if init:
                 nn.init.normal_(head, std=config.initializer_range)
             self.lm_head.weight = nn.Parameter(head)
@@ -554,7 +566,7 @@ class BitNetForCausalLM(nn.Module):
         elif real is not None:
             mask = _attention_mask(real, 0, t, self.dtype)
         cos, sin = self._rope(position_ids, self.dtype)  # (B, T, 1, D) x 2
-        x = self.model.embed_tokens(input_ids)  # (B, T, H)
+        x = self.model.embed_tokens(input_ids).to(self.dtype)  # (B, T, H)
         for idx, layer in enumerate(self.model.layers):
             x = layer(x, cos, sin, mask, kv_cache, idx, start)
         if kv_cache is not None:
@@ -564,7 +576,8 @@ class BitNetForCausalLM(nn.Module):
         h = self.model.norm(x)  # (B, T, H)
         if self.head_int8 is not None:
             return self.head_int8(h).float()
-        return F.linear(h, self.head_weight()).float()  # (B, T, V)
+        w = self.head_weight()
+        return F.linear(h.to(w.dtype), w).float()  # (B, T, V)
 
     # ---------------------------------------------------------------- accounting
     def parameter_counts(self) -> dict[str, int]:

@@ -145,3 +145,22 @@ def test_transformers_default_init_inference_parity(
         diff = (ours - theirs).abs().max().item()
         assert diff <= TOL, f"{form}, backend {backend}: max |logits diff| vs transformers {diff:.3g}"
     assert torch.equal(outputs["reference"], outputs["cpu"])
+
+
+def test_bf16_embeddings_with_fp32_activations(tmp_path: Path) -> None:
+    """``embed_dtype=bf16`` stores the embeddings (and float head) in bf16; activations stay fp32."""
+    config = BitNetConfig(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = BitNetForCausalLM(config, mode="train").convert_("inference")
+    save_pretrained(model, tmp_path / "m", overwrite=True)
+    loaded = from_pretrained(tmp_path / "m", embed_dtype=torch.bfloat16)
+    assert loaded.model.embed_tokens.weight.dtype == torch.bfloat16
+    assert loaded.lm_head is not None and loaded.lm_head.weight.dtype == torch.bfloat16
+    ids = torch.tensor([[1, 5, 42, 7]])
+    with torch.no_grad():
+        ref = model(ids)
+        got = loaded(ids)
+    assert got.dtype == torch.float32
+    # only the bf16 rounding of the embeddings and head separates the two
+    assert (got - ref).abs().max().item() < 0.05, "bf16 storage changed the logits more than its rounding can"
