@@ -272,10 +272,10 @@ def _stdout_to(out: Any) -> Iterator[None]:
 
 
 def _write_slice(repo: Path) -> None:
-    from orchestrator.yamlexport import write_atomically
+    from quality_gates.atomic import atomic_write
 
     for rel, text in SLICE.items():
-        write_atomically(repo / rel, text)
+        atomic_write(repo / rel, text)
 
 
 def _commit(repo: Path, message: str) -> str:
@@ -289,7 +289,7 @@ def _commit(repo: Path, message: str) -> str:
 def _use_scripted_executor(repo: Path, agents: list[str]) -> list[str]:
     """Give ``agents`` (files in the demo repo) the scripted shell executor; returns the files changed."""
     from orchestrator.agents import ExecutorSpec, dump_agent, load_agent
-    from orchestrator.yamlexport import write_atomically
+    from quality_gates.atomic import atomic_write
 
     changed = []
     for name in sorted(set(agents)):
@@ -297,7 +297,7 @@ def _use_scripted_executor(repo: Path, agents: list[str]) -> list[str]:
         spec = load_agent(path)
         spec = spec.model_copy(update={"executor": ExecutorSpec(kind="shell",
                                                                 options={"argv": SCRIPTED_ARGV, "timeout": 120})})
-        write_atomically(path, dump_agent(spec))
+        atomic_write(path, dump_agent(spec))
         changed.append(f"agents/{name}.md")
     return changed
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -136,6 +137,16 @@ class Task(_Strict):
     def complexity_name(self) -> str:
         """``simple``, ``medium``, ``high`` or ``critical``."""
         return COMPLEXITY_NAMES[self.complexity]
+
+
+def unfinished_dependencies(task: Task, tasks: Mapping[str, Task]) -> list[str]:
+    """The ids in ``task.depends_on`` that are not done (unknown ids count as unfinished)."""
+    waiting = []
+    for dep in task.depends_on:
+        other = tasks.get(dep)
+        if other is None or other.status != TaskStatus.DONE:
+            waiting.append(dep)
+    return waiting
 
 
 class Event(BaseModel):

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.models import ScoringConfig, Task, TaskStatus, as_utc
+from orchestrator.models import ScoringConfig, Task, TaskStatus, as_utc, unfinished_dependencies
 
 SCORERS: tuple[str, ...] = ("seed", "taskwarrior", "wsjf")
 ACTIVE_STATES = frozenset({TaskStatus.IN_DEVELOPMENT, TaskStatus.REVIEW, TaskStatus.INTEGRATION,
@@ -75,12 +75,9 @@ class DependencyIndex:
         for task in tasks.values():
             if task.status == TaskStatus.DONE or not task.depends_on:
                 continue
-            waiting = []
-            for dep in task.depends_on:
-                other = tasks.get(dep)
-                if other is None or other.status != TaskStatus.DONE:
-                    waiting.append(dep)
-                    blocks.setdefault(dep, []).append(task.id)
+            waiting = unfinished_dependencies(task, tasks)
+            for dep in waiting:
+                blocks.setdefault(dep, []).append(task.id)
             if waiting:
                 blocked_by[task.id] = tuple(waiting)
         return cls(blocked_by=blocked_by, blocks={k: tuple(sorted(v)) for k, v in blocks.items()})
@@ -169,19 +166,19 @@ def score_taskwarrior(task: Task, config: ScoringConfig, blocks: tuple[str, ...]
     return sum(t.value for t in terms), "sum of coefficient × factor", tuple(terms)
 
 
+def _wsjf_term(name: str, own: int | None, seed_field: str, seed_value: int | None, seed_default: int) -> Term:
+    """A WSJF term: the task's own field ``name`` when set, else the seed formula's ``seed_field`` term."""
+    if own is not None:
+        return Term(name, float(own), "task", f"task field {name}")
+    base = _term(name, seed_value, seed_default, seed_field)
+    return Term(name, base.value, base.source, f"from {base.note}")
+
+
 def score_wsjf(task: Task, config: ScoringConfig, blocks: tuple[str, ...]) -> tuple[float, str, tuple[Term, ...]]:
     """WSJF = (business value + time criticality + risk reduction) / job size."""
     defaults = config.seed.defaults
-    if task.business_value is not None:
-        value_term = Term("business_value", float(task.business_value), "task", "task field business_value")
-    else:
-        base = _term("business_value", task.impact, defaults.impact, "impact")
-        value_term = Term("business_value", base.value, base.source, f"from {base.note}")
-    if task.time_criticality is not None:
-        time_term = Term("time_criticality", float(task.time_criticality), "task", "task field time_criticality")
-    else:
-        base = _term("time_criticality", task.urgency, defaults.urgency, "urgency")
-        time_term = Term("time_criticality", base.value, base.source, f"from {base.note}")
+    value_term = _wsjf_term("business_value", task.business_value, "impact", task.impact, defaults.impact)
+    time_term = _wsjf_term("time_criticality", task.time_criticality, "urgency", task.urgency, defaults.urgency)
     derived = config.wsjf.risk_reduction_by_blocking[min(len(blocks), 2)]
     if task.risk_reduction is None or derived > task.risk_reduction:
         risk_term = Term("risk_reduction", float(derived), "derived", _blocking_note(blocks))
@@ -233,10 +230,16 @@ def explain_lines(task: Task, score: Score) -> list[str]:
     for term in score.terms:
         lines.append(f"  {term.name:<17} {term.value:>8.3f}  [{term.source}] {term.note}")
     lines.append(f"  {'= score':<17} {score.value:>8.3f}")
+    return lines + blocking_notes(task, score)
+
+
+def blocking_notes(task: Task, score: Score) -> list[str]:
+    """What holds ``task`` back and what it holds back: the lines under a score's explanation."""
+    notes: list[str] = []
     if score.blocked_by:
-        lines.append(f"blocked by unfinished: {', '.join(score.blocked_by)} (never routed or dispatched)")
+        notes.append(f"blocked by unfinished: {', '.join(score.blocked_by)} (never routed or dispatched)")
     if score.status_blocked:
-        lines.append(f"status is blocked: {task.blocked_reason or 'no reason recorded'}")
+        notes.append(f"status is blocked: {task.blocked_reason or 'no reason recorded'}")
     if score.blocks:
-        lines.append(f"blocks: {', '.join(score.blocks)}")
-    return lines
+        notes.append(f"blocks: {', '.join(score.blocks)}")
+    return notes

@@ -17,7 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.errors import NotFoundError, TransitionError, UserError
-from orchestrator.models import EDITABLE_FIELDS, Event, Task, TaskStatus, WorkflowSpec
+from orchestrator.models import (
+    EDITABLE_FIELDS,
+    Event,
+    Task,
+    TaskStatus,
+    WorkflowSpec,
+    unfinished_dependencies,
+)
 from orchestrator.store import Store, Transaction
 
 REQUIRED_STATES: tuple[str, ...] = tuple(s.value for s in TaskStatus)
@@ -280,15 +287,6 @@ def unblock_task(store: Store, workflow: Workflow, task_id: str, *, actor: str |
         target = to or (task.blocked_from.value if task.blocked_from else workflow.spec.initial)
         return move_in(tx, workflow, task_id, target, actor=actor or default_actor(), reason=reason)
 
-
-def unfinished_dependencies(task: Task, tasks: Mapping[str, Task]) -> list[str]:
-    """The ids in ``task.depends_on`` that are not done (unknown ids count as unfinished)."""
-    waiting = []
-    for dep in task.depends_on:
-        other = tasks.get(dep)
-        if other is None or other.status != TaskStatus.DONE:
-            waiting.append(dep)
-    return waiting
 
 
 def record_verification(store: Store, task_id: str, *, run_id: str, passed: bool, agent: str,

@@ -10,8 +10,6 @@ from the file are left as they are.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from orchestrator.errors import TransitionError
 from orchestrator.models import Event, Task
 from orchestrator.store import Store
 from orchestrator.workflow import Workflow, find_cycle
+from quality_gates.atomic import atomic_write
 from quality_gates.yamlio import load_yaml, validate
 
 FORMAT_VERSION = 1
@@ -79,26 +78,11 @@ def dump_export(tasks: list[Task], events: list[Event] | None = None, *, now: dt
     return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_tasks(store: Store, path: Path, *, include_events: bool = False) -> int:
     """Write the store's tasks (and events) to ``path``; returns the number of tasks."""
     tasks, events = store.snapshot()
     # no timestamp in the header: exporting an unchanged store gives a byte-identical file (clean git diffs)
-    write_atomically(path, dump_export(tasks, events if include_events else None))
+    atomic_write(path, dump_export(tasks, events if include_events else None))
     return len(tasks)
 
 

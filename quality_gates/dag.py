@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import networkx as nx
 
@@ -27,22 +27,23 @@ def order(graph: nx.DiGraph, subset: Iterable[str] | None = None) -> list[str]:
     return [n for n in nx.lexicographical_topological_sort(graph) if n in keep]
 
 
-def with_dependents(graph: nx.DiGraph, names: Iterable[str]) -> set[str]:
-    """``names`` plus every gate downstream of them, transitively."""
+def _closure(graph: nx.DiGraph, names: Iterable[str], reach: Callable[[nx.DiGraph, str], set[str]]) -> set[str]:
+    """``names`` plus every gate ``reach`` (``nx.descendants`` or ``nx.ancestors``) finds from each."""
     out: set[str] = set()
     for name in names:
         out.add(name)
-        out |= nx.descendants(graph, name)
+        out |= reach(graph, name)
     return out
+
+
+def with_dependents(graph: nx.DiGraph, names: Iterable[str]) -> set[str]:
+    """``names`` plus every gate downstream of them, transitively."""
+    return _closure(graph, names, nx.descendants)
 
 
 def with_upstream(graph: nx.DiGraph, names: Iterable[str]) -> set[str]:
     """``names`` plus every gate they depend on, transitively (their results decide whether they run)."""
-    out: set[str] = set()
-    for name in names:
-        out.add(name)
-        out |= nx.ancestors(graph, name)
-    return out
+    return _closure(graph, names, nx.ancestors)
 
 
 def upstream_of(graph: nx.DiGraph, name: str) -> list[tuple[str, str]]:

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from quality_gates.atomic import atomic_write
 from quality_gates.dag import build_graph, order, upstream_of
-from quality_gates.junit import atomic_write
 from quality_gates.spec import GatesConfig
 
 DEFAULT_SETUP = 'python -m pip install --upgrade pip && python -m pip install -e ".[dev]"'

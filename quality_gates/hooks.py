@@ -14,11 +14,11 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from quality_gates.atomic import atomic_write
 from quality_gates.errors import GateError
 
 if TYPE_CHECKING:
@@ -118,18 +118,6 @@ def _is_ours(path: Path) -> bool:
         return False
 
 
-def _write_executable(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _target_dir(repo: git.Repo, hooks_path_ok: bool) -> Path:
     setting = hooks_path_setting(repo)
     if setting and not hooks_path_ok:
@@ -156,7 +144,7 @@ def install(repo_path: Path, *, hooks: tuple[str, ...] = HOOKS, hooks_path_ok: b
                     f"{path} is not ours and {chained} already exists: resolve by hand (keep one of them)"
                 )
             os.replace(path, chained)  # the same bytes, mode and inode
-        _write_executable(path, hook_script(name))
+        atomic_write(path, hook_script(name), mode=0o755)
     return status(repo_path, hooks_path_ok=True)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quality_gates.atomic import atomic_write
 from quality_gates.errors import GateError
 from quality_gates.results import RunRecord
 
@@ -108,16 +108,3 @@ def write_run_junit(run: RunRecord, path: str | Path, logs: dict[str, str] | Non
     ET.indent(root)
     return atomic_write(Path(path), ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
 
-
-def atomic_write(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

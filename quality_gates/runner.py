@@ -33,10 +33,11 @@ import networkx as nx
 
 from quality_gates import affected as aff
 from quality_gates import cache as cache_mod
+from quality_gates.atomic import atomic_write
 from quality_gates.dag import build_graph, order, upstream_of, with_dependents, with_upstream
 from quality_gates.errors import ConfigError, GateError
 from quality_gates.fastpath import skip_from_env
-from quality_gates.junit import atomic_write, write_run_junit
+from quality_gates.junit import write_run_junit
 from quality_gates.results import GateResult, ResultsDB, RunRecord, new_run_id
 from quality_gates.spec import GatesConfig, GateSpec
 from quality_gates.summary import markdown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from typing import Any
 
 from quality_gates.results import GateResult, RunRecord
@@ -49,9 +50,14 @@ def _row(result: GateResult) -> list[str]:
 HEADERS = ["gate", "status", "required", "duration", "attempts", "tests", "detail"]
 
 
+def status_counts(statuses: Mapping[str, int]) -> str:
+    """``{"passed": 3, "failed": 1}`` -> ``1 failed, 3 passed`` (by status name; empty when none ran)."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+
+
 def verdict_line(run: RunRecord) -> str:
     """One line: the verdict and the status counts."""
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(run.counts().items()))
+    counts = status_counts(run.counts())
     if run.passed:
         verdict = "PASSED"
     elif run.exit_code == 0:

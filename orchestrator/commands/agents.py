@@ -131,10 +131,38 @@ def _print_reports(reports: list[Any]) -> None:
             _out(f"  {note.as_text()}")
 
 
+def _write_files(args: argparse.Namespace, fmt: str, files: dict[Path, str], reports: list[Any], what: str) -> int:
+    """Write an import's or export's ``files`` (all or none; existing ones only with ``--force``; nothing
+    with ``--dry-run``) and print the conversion reports; ``what`` ends the summary line."""
+    from orchestrator.agents.loader import write_files_atomically
+
+    existing = sorted(str(p) for p in files if p.exists())
+    if existing and not args.force and not args.dry_run:
+        raise UserError(f"would overwrite {', '.join(existing)}: pass --force to replace them")
+    if not args.dry_run:
+        write_files_atomically(files)
+    if args.json:
+        print_json(
+            {
+                "format": fmt,
+                "dry_run": args.dry_run,
+                "written": [] if args.dry_run else [str(p) for p in files],
+                "would_write": [str(p) for p in files] if args.dry_run else [],
+                "overwrites": existing,
+                "reports": [r.as_json() for r in reports],
+            }
+        )
+    else:
+        _print_reports(reports)
+        verb = "would write" if args.dry_run else "wrote"
+        _out(f"\n{verb} {what}")
+    return EXIT_OK
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from orchestrator.agents.frontmatter import parse_front_matter
     from orchestrator.agents.interop import detect_format, format_module
-    from orchestrator.agents.loader import dump_agent, write_files_atomically
+    from orchestrator.agents.loader import dump_agent
 
     source = Path(args.path)
     if not source.exists():
@@ -154,34 +182,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         target = into / f"{spec.name}.md"
         parse_front_matter(text, target)  # what we write must read back strictly
         files[target] = text
-    existing = sorted(str(p) for p in files if p.exists())
-    if existing and not args.force and not args.dry_run:
-        raise UserError(f"would overwrite {', '.join(existing)}: pass --force to replace them")
-    if not args.dry_run:
-        write_files_atomically(files)
     reports = [report for _, report in imported]
-    if args.json:
-        print_json(
-            {
-                "format": fmt,
-                "dry_run": args.dry_run,
-                "written": [] if args.dry_run else [str(p) for p in files],
-                "would_write": [str(p) for p in files] if args.dry_run else [],
-                "overwrites": existing,
-                "reports": [r.as_json() for r in reports],
-            }
-        )
-    else:
-        _print_reports(reports)
-        verb = "would write" if args.dry_run else "wrote"
-        _out(f"\n{verb} {len(files)} agent file(s) into {into}")
-    return EXIT_OK
+    return _write_files(args, fmt, files, reports, f"{len(files)} agent file(s) into {into}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from orchestrator.agents import load_agents
     from orchestrator.agents.interop import DEFAULT_EXPORT_DIRS, format_module
-    from orchestrator.agents.loader import write_files_atomically
 
     agents = load_agents(agents_dir(args))
     if args.names:
@@ -194,27 +201,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     exported = format_module(args.format).export_agents(specs)
     out = Path(args.out).resolve() if args.out else repo_from_args(args) / DEFAULT_EXPORT_DIRS[args.format]
     files = {out / rel: text for rel, text in exported.files.items()}
-    existing = sorted(str(p) for p in files if p.exists())
-    if existing and not args.force and not args.dry_run:
-        raise UserError(f"would overwrite {', '.join(existing)}: pass --force to replace them")
-    if not args.dry_run:
-        write_files_atomically(files)
-    if args.json:
-        print_json(
-            {
-                "format": args.format,
-                "dry_run": args.dry_run,
-                "written": [] if args.dry_run else [str(p) for p in files],
-                "would_write": [str(p) for p in files] if args.dry_run else [],
-                "overwrites": existing,
-                "reports": [r.as_json() for r in exported.reports],
-            }
-        )
-    else:
-        _print_reports(exported.reports)
-        verb = "would write" if args.dry_run else "wrote"
-        _out(f"\n{verb} {len(files)} file(s) under {out}")
-    return EXIT_OK
+    return _write_files(args, args.format, files, exported.reports, f"{len(files)} file(s) under {out}")
 
 
 def register(sub: Any) -> None:

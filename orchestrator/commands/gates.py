@@ -182,6 +182,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     """Recorded runs (newest first), one run in full (--run), or one gate's results (--gate)."""
     from quality_gates.results import ResultsDB
+    from quality_gates.summary import status_counts
 
     repo = repo_from_args(args)
     with ResultsDB(store_path(repo)) as db:
@@ -202,7 +203,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"{row['run_id']}  {row['status']:<8} {row['duration']:8.2f}s  attempts {row['attempts']}  {row['reason']}")
     else:
         for row in data:
-            statuses = ", ".join(f"{n} {s}" for s, n in sorted(row["statuses"].items())) or "nothing ran"
+            statuses = status_counts(row["statuses"]) or "nothing ran"
             verdict = "passed" if row["passed"] else "NOT GREEN"
             print(f"{row['run_id']}  {verdict:<9} {row['mode']:<8} {row['finished'] - row['started']:7.2f}s  {statuses}")
     return EXIT_OK

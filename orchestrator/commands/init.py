@@ -23,7 +23,7 @@ def init_repo(target: Path, *, force: bool = False) -> dict[str, Any]:
     """Do the work of ``init``; returns what was created, overwritten and kept."""
     from orchestrator.paths import data_root
     from orchestrator.store import Store
-    from orchestrator.yamlexport import write_atomically
+    from quality_gates.atomic import atomic_write
 
     source = data_root()
     report: dict[str, Any] = {"repo": str(target), "created": [], "overwritten": [], "kept": [], "same": []}
@@ -45,14 +45,14 @@ def init_repo(target: Path, *, force: bool = False) -> dict[str, Any]:
                 report["overwritten"].append(rel)
             else:
                 report["created"].append(rel)
-            write_atomically(dst, text)
+            atomic_write(dst, text)
     with Store.open(target) as store:
         report["store"] = str(store.path)
         report["schema_version"] = store.schema_version()
     ignore = target / ".gitignore"
     lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []
     if IGNORE_LINE not in lines and ".orchestrator" not in lines:
-        write_atomically(ignore, "\n".join([*lines, IGNORE_LINE]) + "\n")
+        atomic_write(ignore, "\n".join([*lines, IGNORE_LINE]) + "\n")
         report["gitignore"] = f"added {IGNORE_LINE}"
     return report
 

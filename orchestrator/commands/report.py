@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from orchestrator.commands import add_json_flag
+from quality_gates.atomic import atomic_write
 
 
 def _window(args: argparse.Namespace) -> Any:
@@ -39,21 +38,6 @@ def _window(args: argparse.Namespace) -> Any:
     return window_ending(utcnow())
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_weekly(args: argparse.Namespace) -> int:
     """Handle ``report weekly``."""
     from kernels.cliutil import print_json
@@ -75,7 +59,7 @@ def run_weekly(args: argparse.Namespace) -> int:
         if out is not None:
             import json
 
-            write_atomic(out, json.dumps(data, indent=2, sort_keys=True) + "\n")
+            atomic_write(out, json.dumps(data, indent=2, sort_keys=True) + "\n")
         else:
             print_json(data)
         return 0
@@ -86,13 +70,13 @@ def run_weekly(args: argparse.Namespace) -> int:
         refs: dict[str, str] = {}
         for name, svg in sorted(charts(report).items()):
             chart_path = out.with_name(f"{out.stem}.{name}.svg")
-            write_atomic(chart_path, svg)
+            atomic_write(chart_path, svg)
             refs[name] = chart_path.name
         text = render_markdown(report, chart_refs=refs)
     else:
         text = render_markdown(report)
     if out is not None:
-        write_atomic(out, text)
+        atomic_write(out, text)
         print(f"wrote {out} ({report.label}, status {report.status})", file=sys.stderr)
     else:
         sys.stdout.write(text)

@@ -248,6 +248,8 @@ def run_explain(args: argparse.Namespace) -> int:
     """Handle ``task explain``."""
     from rich.table import Table
 
+    from orchestrator.scoring import blocking_notes
+
     config = load(args)
     with open_store(args) as store:
         tasks = store.tasks()
@@ -265,12 +267,8 @@ def run_explain(args: argparse.Namespace) -> int:
     table.add_row("[bold]score[/bold]", f"[bold]{num(score.value)}[/bold]", "", "")
     out = console()
     out.print(table)
-    if score.blocked_by:
-        out.print(f"blocked by unfinished {', '.join(score.blocked_by)}: never routed or dispatched")
-    if score.status_blocked:
-        out.print(f"status blocked: {task.blocked_reason or 'no reason recorded'}")
-    if score.blocks:
-        out.print(f"blocks {', '.join(score.blocks)}")
+    for note in blocking_notes(task, score):
+        out.print(note)
     return 0
 
 

@@ -123,7 +123,7 @@ class DispatchResult:
 
 def ready(task: Task, tasks: dict[str, Task]) -> list[str]:
     """The unfinished dependencies of ``task`` (empty when it may start)."""
-    from orchestrator.workflow import unfinished_dependencies
+    from orchestrator.models import unfinished_dependencies
 
     return unfinished_dependencies(task, tasks)
 
@@ -244,9 +244,9 @@ def _attempt(store: Store, task_id: str) -> int:
 
 
 def _write_prompt(path: Path, text: str) -> None:
-    from orchestrator.yamlexport import write_atomically
+    from quality_gates.atomic import atomic_write
 
-    write_atomically(path, text)
+    atomic_write(path, text)
 
 
 def dispatch(repo: Path, options: DispatchOptions, *, config: Config | None = None,

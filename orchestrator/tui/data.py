@@ -18,6 +18,7 @@ from orchestrator.errors import UserError
 from orchestrator.models import Event, ScoringConfig, Task, TaskStatus
 from orchestrator.scoring import Score, explain_lines, rank, score_tasks
 from orchestrator.workflow import Workflow, move_task
+from quality_gates.summary import status_counts
 
 if TYPE_CHECKING:
     from orchestrator.store import Store
@@ -278,7 +279,7 @@ def gate_lines(snapshot: Snapshot, events: Sequence[Event]) -> tuple[str, ...]:
         line = f"run {run_id}: {verdict} (agent {event.payload.get('agent', '-')}, event #{event.id})"
         run = snapshot.gate_runs.get(run_id)
         if run is not None:
-            statuses = ", ".join(f"{n} {s}" for s, n in sorted(run.get("statuses", {}).items()))
+            statuses = status_counts(run.get("statuses", {}))
             line += f" - gates: {statuses or 'none'}"
         lines.append(line)
     return tuple(lines) or ("no gate run verified this task yet",)

@@ -28,11 +28,9 @@ from typing import Any
 
 from quality_gates.cache import list_files
 from quality_gates.gates.common import (
-    EXIT_FAILED,
-    EXIT_PASSED,
     GateProgramError,
     clean_env,
-    emit,
+    finish,
     main_guard,
     run,
     say,
@@ -166,10 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _finish(steps: dict[str, Any], reasons: list[str]) -> int:
     if reasons:
-        steps["reason"] = "; ".join(reasons)
-        say("FAILED: " + steps["reason"])
-    emit(steps)
-    return EXIT_FAILED if reasons else EXIT_PASSED
+        say("FAILED: " + "; ".join(reasons))
+    return finish(steps, reasons)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,15 @@ def emit(metrics: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def finish(metrics: dict[str, Any], reasons: list[str]) -> int:
+    """Emit ``metrics`` (with ``reason``, the ``reasons`` joined, when there are any) and return the exit
+    code: failed when any reason was found, else passed."""
+    if reasons:
+        metrics["reason"] = "; ".join(reasons)
+    emit(metrics)
+    return EXIT_FAILED if reasons else EXIT_PASSED
+
+
 def say(message: str) -> None:
     """A progress line in the gate's log."""
     sys.stdout.write(message.rstrip() + "\n")

@@ -29,10 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from quality_gates.gates.common import (
-    EXIT_FAILED,
-    EXIT_PASSED,
     GateProgramError,
-    emit,
+    finish,
     main_guard,
     say,
     setting,
@@ -368,10 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "doctest_failed": failed,
         "counts": {"passed": attempted - failed, "failed": failed},
     }
-    if reasons:
-        metrics["reason"] = "; ".join(reasons)
-    emit(metrics)
-    return EXIT_FAILED if reasons else EXIT_PASSED
+    return finish(metrics, reasons)
 
 
 if __name__ == "__main__":

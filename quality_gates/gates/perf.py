@@ -36,11 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from quality_gates.gates.common import (
-    EXIT_FAILED,
-    EXIT_PASSED,
     GateProgramError,
     clean_env,
-    emit,
+    finish,
     main_guard,
     repo,
     say,
@@ -339,12 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     report["max_observed_cv"] = max(all_cv) if all_cv else None
     report["variance_ok"] = bool(all_cv) and max(all_cv) <= max_cv
     report["notes"] = notes
-    if reasons:
-        report["reason"] = "; ".join(reasons)
     for note in notes:
         say(f"note: {note}")
-    emit(report)
-    return EXIT_FAILED if reasons else EXIT_PASSED
+    return finish(report, reasons)
 
 
 def judge(samples: dict[str, Samples], start: int, threshold: float) -> dict[str, float]:

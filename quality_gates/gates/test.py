@@ -25,11 +25,9 @@ from typing import Any
 
 from quality_gates.affected import components_of, load_components, matches
 from quality_gates.gates.common import (
-    EXIT_FAILED,
-    EXIT_PASSED,
     GateProgramError,
     components_file,
-    emit,
+    finish,
     main_guard,
     out_dir,
     repo,
@@ -277,10 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "junit": str(junit_path),
         "coverage_xml": str(cov_xml),
     }
-    if reasons:
-        metrics["reason"] = "; ".join(reasons)
-    emit(metrics)
-    return EXIT_FAILED if reasons else EXIT_PASSED
+    return finish(metrics, reasons)
 
 
 if __name__ == "__main__":

@@ -4,22 +4,11 @@ menu, the `/` filter, the detail pane, the command palette and live refresh from
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from orchestrator.config import load_config
 from orchestrator.tui.app import BoardApp, CardView, ColumnView, MoveScreen
 from orchestrator.workflow import create_task
-from tests.orchestrator.test_report_weekly import HUMAN, Scenario, at, build_scenario
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    built = build_scenario(tmp_path / "repo")
-    yield built
-    built.store.close()
+from tests.orchestrator.test_report_weekly import HUMAN, Scenario, at
 
 
 def make_app(s: Scenario, poll: float = 0.0) -> BoardApp:

@@ -4,9 +4,6 @@ allowed moves)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from orchestrator.config import load_config
@@ -23,14 +20,7 @@ from orchestrator.tui.data import (
     parse_filter,
 )
 from orchestrator.workflow import record_verification
-from tests.orchestrator.test_report_weekly import HUMAN, XSS, Scenario, build_scenario
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    built = build_scenario(tmp_path / "repo")
-    yield built
-    built.store.close()
+from tests.orchestrator.test_report_weekly import HUMAN, XSS, Scenario
 
 
 def snap(s: Scenario) -> Snapshot:

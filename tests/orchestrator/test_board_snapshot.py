@@ -4,8 +4,7 @@ checking the new SVG by eye."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,18 +12,17 @@ import pytest
 from orchestrator.config import load_config
 from orchestrator.tui.app import BoardApp
 from orchestrator.workflow import record_verification
-from tests.orchestrator.test_report_weekly import HUMAN, Scenario, build_scenario
+from tests.orchestrator.test_report_weekly import HUMAN, Scenario
 
 SIZE = (160, 40)
 
 
 @pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    built = build_scenario(tmp_path / "repo")
-    record_verification(built.store, "T-0005", run_id="20260115-ccc", passed=True, agent="code")
-    record_verification(built.store, "T-0004", run_id="20260113-bbb", passed=False, agent="kernel-engineer")
-    yield built
-    built.store.close()
+def scenario(scenario: Scenario) -> Scenario:
+    """The shared scenario (tests/orchestrator/conftest.py) with one passed and one failed gate verification."""
+    record_verification(scenario.store, "T-0005", run_id="20260115-ccc", passed=True, agent="code")
+    record_verification(scenario.store, "T-0004", run_id="20260113-bbb", passed=False, agent="kernel-engineer")
+    return scenario
 
 
 def app_for(s: Scenario) -> BoardApp:

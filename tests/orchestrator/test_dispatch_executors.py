@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from orchestrator.dispatch.executors import (
     run_executor,
 )
 from orchestrator.errors import ConfigError, UserError
+from tests.quality_gates.conftest import survivors
 
 HOSTILE = "Fix it; $(touch PWNED) `touch PWNED2` && rm -rf / | cat > x 'quote\" \n new line"
 
@@ -127,20 +127,9 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     outcome = run_executor(req)
     assert outcome.timed_out and not outcome.ran_ok and outcome.exit_code is None
     pid = int((req.worktree / "child.pid").read_text())
-    for _ in range(50):  # the kill is delivered; give the kernel a moment to reap
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    assert not _alive(pid), f"the executor's child {pid} survived the timeout"
+    # the kill is delivered; give the kernel a moment to reap
+    assert not survivors([pid]), f"the executor's child {pid} survived the timeout"
     assert "timed out after 1s" in req.log_file.read_text()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "State:\tZ" not in state
 
 
 def test_shell_executor_logs_exit_codes_and_the_manual_kind_runs_nothing(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,13 +102,6 @@ def build_scenario(repo: Path) -> Scenario:
         db.record(_gate_run("20260115-ccc", at(15, 12), test_failed=0, total=12, kernel_time=1.5))
         db.record(_gate_run("20260120-ddd", at(20, 12), test_failed=3, total=12, kernel_time=9.0))  # next week
     return scenario
-
-
-@pytest.fixture
-def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    built = build_scenario(tmp_path / "repo")
-    yield built
-    built.store.close()
 
 
 W03 = week_window("2026-W03")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,26 @@ def write_gates(repo: Path, body: str) -> Path:
     path = repo / "workflows" / "gates.yaml"
     path.write_text(textwrap.dedent(body))
     return path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def survivors(pids: list[int], within: float = 5.0) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``within`` seconds for them to go."""
+    deadline = time.monotonic() + within
+    alive = [p for p in pids if pid_alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if pid_alive(p)]
+    return alive

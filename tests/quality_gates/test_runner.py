@@ -12,7 +12,7 @@ import pytest
 from quality_gates.results import ResultsDB, RunRecord
 from quality_gates.runner import Runner, RunOptions
 from quality_gates.spec import load_gates
-from tests.quality_gates.conftest import pyc, write_gates
+from tests.quality_gates.conftest import pyc, survivors, write_gates
 
 
 def run(repo: Path, **kw: object) -> RunRecord:
@@ -151,13 +151,25 @@ def test_skip_env_is_honoured_and_recorded(repo: Path) -> None:
     assert stored is not None and stored["overridden"] == ["slow"] and stored["passed"] is False
 
 
+def _sleeper_with_grandchild(pids: Path) -> str:
+    """Python code that starts a sleeping grandchild, writes ``"<own pid> <grandchild pid>"`` to ``pids``
+    and sleeps."""
+    return (
+        "import subprocess, sys, time, os; "
+        "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pids)!r}, 'w').write(str(os.getpid()) + ' ' + str(g.pid)); time.sleep(60)"
+    )
+
+
+def _recorded_pids(pids: Path) -> list[int]:
+    """The two pids :func:`_sleeper_with_grandchild` wrote."""
+    own, grandchild = (int(p) for p in pids.read_text().split())
+    return [own, grandchild]
+
+
 def test_timeout_kills_the_whole_process_group(repo: Path, tmp_path: Path) -> None:
     pids = tmp_path / "pids.txt"
-    child = (
-        "import subprocess, sys, time; "
-        f"g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-        f"open({str(pids)!r}, 'w').write(str(__import__('os').getpid()) + ' ' + str(g.pid)); time.sleep(60)"
-    )
+    child = _sleeper_with_grandchild(pids)
     parent = (
         "import subprocess, sys, time; "
         f"subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"
@@ -177,26 +189,8 @@ def test_timeout_kills_the_whole_process_group(repo: Path, tmp_path: Path) -> No
     assert time.monotonic() - t0 < 30, "the runner must not wait for the sleeping processes"
     result = record.results[0]
     assert result.status == "failed" and "timed out" in result.reason
-    child_pid, grandchild_pid = (int(p) for p in pids.read_text().split())
-    deadline = time.monotonic() + 5
-    alive = [child_pid, grandchild_pid]
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
-        time.sleep(0.05)
+    alive = survivors(_recorded_pids(pids))
     assert not alive, f"processes survived the timeout: {alive}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (already dead, not yet reaped by init) counts as gone
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_retries_only_transient_failures(repo: Path, tmp_path: Path) -> None:
@@ -404,11 +398,7 @@ def test_sigterm_to_the_runner_kills_running_gates(repo: Path, tmp_path: Path) -
     import sys
 
     pids = tmp_path / "pids.txt"
-    child = (
-        "import subprocess, sys, time, os; "
-        "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-        f"open({str(pids)!r}, 'w').write(str(os.getpid()) + ' ' + str(g.pid)); time.sleep(60)"
-    )
+    child = _sleeper_with_grandchild(pids)
     write_gates(repo, f"gates:\n  hang:\n    command: {pyc(child)}\n    timeout: 120\n")
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
@@ -419,14 +409,10 @@ def test_sigterm_to_the_runner_kills_running_gates(repo: Path, tmp_path: Path) -
     while not pids.exists() or len(pids.read_text().split()) < 2:
         assert time.monotonic() < deadline, "the gate never started"
         time.sleep(0.05)
-    gate_pid, grandchild_pid = (int(p) for p in pids.read_text().split())
+    gate_pids = _recorded_pids(pids)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) != 0
-    deadline = time.monotonic() + 5
-    alive = [gate_pid, grandchild_pid]
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
-        time.sleep(0.05)
+    alive = survivors(gate_pids)
     assert not alive, f"gate processes survived the runner: {alive}"
     runs = repo / ".orchestrator" / "gates" / "runs"
     assert not list(runs.glob(".*.partial")), "no half-written run directory"

@@ -8,16 +8,19 @@ field of ours the target format has no place for.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import ValidationError
 
 from orchestrator.agents.frontmatter import Repair
-from orchestrator.agents.render import TASK_DEFAULTS, render_template, template_variables
+from orchestrator.agents.render import build_variables, render_template, template_variables
 from orchestrator.agents.spec import AgentFrontMatter, AgentSpec
 from quality_gates.errors import ConfigError
+from quality_gates.yamlio import Located
 
 NoteKind = Literal["repaired", "converted", "derived", "kept", "dropped", "unrepresentable", "default", "info"]
 
@@ -152,16 +155,8 @@ def export_body(spec: AgentSpec, report: Report) -> str:
     disappears, leaving the standing instructions (the foreign tool passes the task as its own prompt).
     """
     used = sorted(template_variables(spec.body))
-    variables = {
-        "task": dict(TASK_DEFAULTS),
-        "agent": spec.model_dump(mode="json", exclude={"body"}),
-        "worktree": ".",
-        "repo": ".",
-        "gates": list(spec.gates),
-        "context": {},
-    }
     try:
-        text = render_template(spec.body, variables)
+        text = render_template(spec.body, build_variables(spec, {}))
     except ConfigError as exc:
         report.add("unrepresentable", f"the body template does not render without a task ({exc.reason}): exported as template text", "body")
         return spec.body
@@ -196,3 +191,72 @@ def report_unrepresentable(spec: AgentSpec, fields: tuple[str, ...], report: Rep
     for other, values in sorted(spec.extensions.items()):
         if other != fmt and values:
             report.add("unrepresentable", f"fields kept from {other}: {', '.join(sorted(values))}", f"extensions.{other}")
+
+
+def key_line(located: Located | None, key: str) -> int | None:
+    """The line of top-level ``key`` in a parsed source, or None when the source has no positions."""
+    return located.where((key,))[0] if located is not None else None
+
+
+def keep_unknown(
+    data: Mapping[str, Any], known: Iterable[str], report: Report, fmt: str, line: Callable[[str], int | None]
+) -> dict[str, Any]:
+    """The fields of ``data`` our schema has no place for (to keep under ``extensions.<fmt>``), each noted."""
+    known = set(known)
+    extra = {key: value for key, value in data.items() if key not in known}
+    for key in extra:
+        report.add("kept", f"no such field in our schema: kept under extensions.{fmt}", key, line(key))
+    return extra
+
+
+def restore_kept(data: dict[str, Any], kept: Mapping[str, Any], report: Report, fmt: str) -> None:
+    """Write back the fields an import kept under ``extensions.<fmt>`` that ``data`` does not already set."""
+    for key, value in kept.items():
+        if key not in data:
+            data[key] = value
+            report.add("info", f"restored from extensions.{fmt}", key)
+
+
+def import_files(path: Path, pattern: str, import_file: Callable[[Path], tuple[AgentSpec, Report]], what: str) -> Imported:
+    """Import one file, or every file matching ``pattern`` under a directory (sorted); ``what`` names them
+    in the error for a directory that holds none."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob(pattern) if p.is_file())
+        if not files:
+            raise ConfigError(f"no {what} in this directory", path=path)
+        return [import_file(p) for p in files]
+    return [import_file(path)]
+
+
+def export_files(specs: Iterable[AgentSpec], suffix: str, export_agent: Callable[[AgentSpec], tuple[str, Report]]) -> Exported:
+    """One ``NAME<suffix>`` file per agent (relative paths: the caller picks the folder)."""
+    files: dict[Path, str] = {}
+    reports: list[Report] = []
+    for spec in specs:
+        text, report = export_agent(spec)
+        files[Path(f"{spec.name}{suffix}")] = text
+        reports.append(report)
+    return Exported(files, reports)
+
+
+_TRAILING_SPACE = re.compile(r"[ \t]\n")
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, like the published agents.yaml and .roomodes files."""
+
+
+def _block_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # a literal block cannot hold trailing spaces: such text is written quoted, losslessly
+    if "\n" in value.rstrip("\n") and not _TRAILING_SPACE.search(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_BlockDumper.add_representer(str, _block_str)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML for a foreign agents file: keys in insertion order, multi-line text as literal blocks."""
+    return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True, width=100)

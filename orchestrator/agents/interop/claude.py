@@ -26,7 +26,12 @@ from orchestrator.agents.interop.base import (
     canonical_tool,
     description_from_body,
     export_body,
+    export_files,
+    import_files,
+    keep_unknown,
+    key_line,
     report_unrepresentable,
+    restore_kept,
     routing_defaults,
     slugify,
     title_from_name,
@@ -38,10 +43,6 @@ from quality_gates.yamlio import Located
 
 FORMAT = "claude"
 KNOWN_KEYS = ("name", "description", "tools", "model", "disallowedTools", "maxTurns")
-
-
-def _line(located: Located | None, key: str) -> int | None:
-    return located.where((key,))[0] if located is not None else None
 
 
 def tool_list(value: Any, key: str, report: Report, line: int | None, *, canonical: bool = True) -> list[str]:
@@ -76,7 +77,7 @@ def common_fields(
         report.add("derived", f"no name: taken from the file name ({raw_name!r})", "name")
     name = slugify(raw_name)
     if name != raw_name:
-        report.add("converted", f"name {raw_name!r} written as the id {name!r}", "name", _line(located, "name"))
+        report.add("converted", f"name {raw_name!r} written as the id {name!r}", "name", key_line(located, "name"))
     out["name"] = name
     description = as_text(data.get("description") or "").strip()
     if not description:
@@ -103,16 +104,14 @@ def import_file(path: Path) -> tuple[AgentSpec, Report]:
     report.add_repairs(result.repairs)
     data, located = result.data, result.located
     out = common_fields(data, result.body, path, located, report)
-    allow = tool_list(data.get("tools"), "tools", report, _line(located, "tools"))
-    deny = tool_list(data.get("disallowedTools"), "disallowedTools", report, _line(located, "disallowedTools"))
+    allow = tool_list(data.get("tools"), "tools", report, key_line(located, "tools"))
+    deny = tool_list(data.get("disallowedTools"), "disallowedTools", report, key_line(located, "disallowedTools"))
     out["tools"] = {"allow": allow, "deny": deny}
     if data.get("model") is not None:
         out["model"] = as_text(data["model"]).strip()
     if data.get("maxTurns") is not None:
         out["max_turns"] = data["maxTurns"]
-    extra = {key: value for key, value in data.items() if key not in KNOWN_KEYS}
-    for key in extra:
-        report.add("kept", "no such field in our schema: kept under extensions.claude", key, _line(located, key))
+    extra = keep_unknown(data, KNOWN_KEYS, report, FORMAT, lambda key: key_line(located, key))
     if extra:
         out["extensions"] = {FORMAT: extra}
     routing_defaults(report)
@@ -122,13 +121,7 @@ def import_file(path: Path) -> tuple[AgentSpec, Report]:
 
 def import_path(path: Path) -> Imported:
     """Import a subagent file, or every ``*.md`` under a directory (sorted)."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.md") if p.is_file())
-        if not files:
-            raise ConfigError("no *.md agent files in this directory", path=path)
-        return [import_file(p) for p in files]
-    return [import_file(path)]
+    return import_files(path, "*.md", import_file, "*.md agent files")
 
 
 def front_matter_text(data: dict[str, Any]) -> str:
@@ -149,11 +142,7 @@ def export_agent(spec: AgentSpec) -> tuple[str, Report]:
         data["model"] = spec.model
     if spec.max_turns is not None:
         data["maxTurns"] = spec.max_turns
-    kept = spec.extensions.get(FORMAT, {})
-    for key, value in kept.items():
-        if key not in data:
-            data[key] = value
-            report.add("info", "restored from extensions.claude", key)
+    restore_kept(data, spec.extensions.get(FORMAT, {}), report, FORMAT)
     report.add("unrepresentable", f"Claude Code has no role field (role = {spec.role!r})", "role")
     report_unrepresentable(spec, ROUTING_FIELDS, report, FORMAT)
     body = export_body(spec, report)
@@ -162,10 +151,4 @@ def export_agent(spec: AgentSpec) -> tuple[str, Report]:
 
 def export_agents(specs: Iterable[AgentSpec]) -> Exported:
     """``NAME.md`` per agent (relative paths; the caller picks the folder, by default ``.claude/agents``)."""
-    files: dict[Path, str] = {}
-    reports: list[Report] = []
-    for spec in specs:
-        text, report = export_agent(spec)
-        files[Path(f"{spec.name}.md")] = text
-        reports.append(report)
-    return Exported(files, reports)
+    return export_files(specs, ".md", export_agent)

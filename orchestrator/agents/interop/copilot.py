@@ -21,12 +21,16 @@ from orchestrator.agents.interop.base import (
     as_text,
     build_spec,
     export_body,
+    export_files,
+    import_files,
+    keep_unknown,
+    key_line,
     report_unrepresentable,
+    restore_kept,
     routing_defaults,
 )
 from orchestrator.agents.interop.claude import common_fields, front_matter_text, import_body, tool_list
 from orchestrator.agents.spec import AgentSpec
-from quality_gates.errors import ConfigError
 
 FORMAT = "copilot"
 KNOWN_KEYS = ("name", "description", "tools", "model")
@@ -40,22 +44,21 @@ def import_file(path: Path) -> tuple[AgentSpec, Report]:
     data, located = result.data, result.located
 
     def line(key: str) -> int | None:
-        return located.where((key,))[0] if located is not None else None
+        return key_line(located, key)
 
     out = common_fields(data, result.body, path, located, report)
     out["tools"] = {"allow": tool_list(data.get("tools"), "tools", report, line("tools"), canonical=False)}
-    extra = {key: value for key, value in data.items() if key not in KNOWN_KEYS}
     model = data.get("model")
+    models_kept = isinstance(model, list) and len(model) > 1
     if isinstance(model, list) and model:
         out["model"] = as_text(model[0])
-        if len(model) > 1:
-            extra["model"] = model
+        if models_kept:
             report.add("kept", f"a list of models: using {model[0]!r}, the list kept under extensions.copilot", "model", line("model"))
     elif model is not None:
         out["model"] = as_text(model)
-    for key in extra:
-        if key != "model":
-            report.add("kept", "no such field in our schema: kept under extensions.copilot", key, line(key))
+    extra = keep_unknown(data, KNOWN_KEYS, report, FORMAT, line)
+    if models_kept:
+        extra["model"] = model
     if extra:
         out["extensions"] = {FORMAT: extra}
     routing_defaults(report)
@@ -64,13 +67,7 @@ def import_file(path: Path) -> tuple[AgentSpec, Report]:
 
 def import_path(path: Path) -> Imported:
     """Import one ``*.agent.md`` file, or every one under a directory."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.agent.md") if p.is_file())
-        if not files:
-            raise ConfigError("no *.agent.md files in this directory", path=path)
-        return [import_file(p) for p in files]
-    return [import_file(path)]
+    return import_files(path, "*.agent.md", import_file, "*.agent.md files")
 
 
 def export_agent(spec: AgentSpec) -> tuple[str, Report]:
@@ -86,10 +83,7 @@ def export_agent(spec: AgentSpec) -> tuple[str, Report]:
     elif spec.model:
         data["model"] = spec.model
     kept.pop("model", None)
-    for key, value in kept.items():
-        if key not in data:
-            data[key] = value
-            report.add("info", "restored from extensions.copilot", key)
+    restore_kept(data, kept, report, FORMAT)
     report.add("unrepresentable", f"Copilot agents have no role field (role = {spec.role!r})", "role")
     report_unrepresentable(spec, (*ROUTING_FIELDS, "max_turns", "tools.deny"), report, FORMAT)
     return front_matter_text(data) + export_body(spec, report), report
@@ -97,10 +91,4 @@ def export_agent(spec: AgentSpec) -> tuple[str, Report]:
 
 def export_agents(specs: Iterable[AgentSpec]) -> Exported:
     """``NAME.agent.md`` per agent (by default written to ``.github/agents``)."""
-    files: dict[Path, str] = {}
-    reports: list[Report] = []
-    for spec in specs:
-        text, report = export_agent(spec)
-        files[Path(f"{spec.name}.agent.md")] = text
-        reports.append(report)
-    return Exported(files, reports)
+    return export_files(specs, ".agent.md", export_agent)

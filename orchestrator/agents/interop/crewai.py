@@ -10,12 +10,9 @@ clear error.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from orchestrator.agents.interop.base import (
     ROUTING_FIELDS,
@@ -24,7 +21,9 @@ from orchestrator.agents.interop.base import (
     Report,
     as_text,
     build_spec,
+    dump_yaml,
     export_body,
+    keep_unknown,
     report_unrepresentable,
     routing_defaults,
     slugify,
@@ -105,9 +104,11 @@ def import_path(path: Path) -> Imported:
                 spec_data["max_turns"] = int(entry["max_iter"])
             except (TypeError, ValueError):
                 raise located.error("max_iter must be an integer", (key, "max_iter")) from None
-        extra = {k: v for k, v in entry.items() if k not in KNOWN_KEYS}
-        for extra_key in extra:
-            report.add("kept", "no such field in our schema: kept under extensions.crewai", extra_key, located.where((key, extra_key))[0])
+
+        def field_line(field: str, agent: str = key) -> int | None:
+            return located.where((agent, field))[0]
+
+        extra = keep_unknown(entry, KNOWN_KEYS, report, FORMAT, field_line)
         if extra:
             spec_data["extensions"] = {FORMAT: extra}
         if str(key) in tasks:
@@ -116,22 +117,6 @@ def import_path(path: Path) -> Imported:
         body = import_body(as_text(entry["backstory"]).strip() + "\n", report, located.where((key, "backstory"))[0])
         out.append((build_spec(spec_data, body, path, report), report))
     return out
-
-
-_TRAILING_SPACE = re.compile(r"[ \t]\n")
-
-
-class _Dumper(yaml.SafeDumper):
-    """Long or multi-line strings as folded/literal blocks, like the published agents.yaml files."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value.rstrip("\n") and not _TRAILING_SPACE.search(value):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _str)
 
 
 def export_agents(specs: Iterable[AgentSpec]) -> Exported:
@@ -157,5 +142,4 @@ def export_agents(specs: Iterable[AgentSpec]) -> Exported:
         report_unrepresentable(spec, (*ROUTING_FIELDS, "tools.deny"), report, FORMAT)
         data[key] = entry
         reports.append(report)
-    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-    return Exported({Path("agents.yaml"): text}, reports)
+    return Exported({Path("agents.yaml"): dump_yaml(data)}, reports)

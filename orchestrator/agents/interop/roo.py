@@ -14,12 +14,9 @@ verbatim under ``extensions.roo.groups`` and an export to Roo writes them back.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from orchestrator.agents.frontmatter import read_text
 from orchestrator.agents.interop.base import (
@@ -29,7 +26,9 @@ from orchestrator.agents.interop.base import (
     Report,
     as_text,
     build_spec,
+    dump_yaml,
     export_body,
+    keep_unknown,
     report_unrepresentable,
     routing_defaults,
     slugify,
@@ -163,10 +162,7 @@ def import_mode(mode: Any, index: int, path: Path, prefix: tuple[str | int, ...]
             "groups",
             line("groups"),
         )
-    for key, value in mode.items():
-        if key not in KNOWN_KEYS:
-            extra[key] = value
-            report.add("kept", "no such field in our schema: kept under extensions.roo", key, line(key))
+    extra.update(keep_unknown(mode, KNOWN_KEYS, report, FORMAT, line))
     if extra:
         out["extensions"] = {FORMAT: extra}
     definition = as_text(mode.get("roleDefinition") or "").strip()
@@ -242,23 +238,6 @@ def export_mode(spec: AgentSpec, report: Report) -> dict[str, Any]:
     return mode
 
 
-_TRAILING_SPACE = re.compile(r"[ \t]\n")
-
-
-class _LiteralDumper(yaml.SafeDumper):
-    """Multi-line strings as literal blocks."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # a literal block cannot hold trailing spaces: such text is written quoted, losslessly
-    if "\n" in value.rstrip("\n") and not _TRAILING_SPACE.search(value):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_LiteralDumper.add_representer(str, _str)
-
-
 def export_agents(specs: Iterable[AgentSpec]) -> Exported:
     """One ``.roomodes`` (YAML) holding every agent as a mode."""
     reports: list[Report] = []
@@ -267,5 +246,4 @@ def export_agents(specs: Iterable[AgentSpec]) -> Exported:
         report = Report(FORMAT, ".roomodes", spec.name)
         modes.append(export_mode(spec, report))
         reports.append(report)
-    text = yaml.dump({"customModes": modes}, Dumper=_LiteralDumper, sort_keys=False, allow_unicode=True, width=100)
-    return Exported({Path(".roomodes"): text}, reports)
+    return Exported({Path(".roomodes"): dump_yaml({"customModes": modes})}, reports)
