@@ -265,8 +265,13 @@ def _build(phase: _Phase) -> tuple[nn.Module, Callable[[nn.Module], Callable[[li
             model: nn.Module = shapes.build_random_model(_phase_config(phase), seed=phase.seed,
                                                          lm_head_int8=phase.int8_head)
         else:
-            model = from_pretrained(Path(phase.model_dir), mode="inference", dtype=torch.bfloat16,
-                                    lm_head_int8=phase.int8_head)
+            import inspect
+
+            extra: dict[str, Any] = {"dtype": torch.bfloat16}
+            if "embed_dtype" in inspect.signature(from_pretrained).parameters:
+                extra = {"dtype": torch.float32, "embed_dtype": torch.bfloat16}  # fp32 activations
+            model = from_pretrained(Path(phase.model_dir), mode="inference", lm_head_int8=phase.int8_head,
+                                    **extra)
         return model, _engine_runner
     if phase.kind == "dense":
         if phase.model_dir is None:
@@ -452,8 +457,10 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
     measurements: list[Measurement] = []
     ours_full = measure(phase("bitnet (packed)", "ours", full_layers))
     measurements.append(ours_full)
+    ours_int8: Measurement | None = None
     if int8_head:
-        measurements.append(measure(phase("bitnet (packed, int8 head)", "ours", full_layers, int8_head=True)))
+        ours_int8 = measure(phase("bitnet (packed, int8 head)", "ours", full_layers, int8_head=True))
+        measurements.append(ours_int8)
     ratios: dict[str, float] = {}
     if compare_depth is not None:
         ours_cmp = ours_full
@@ -464,6 +471,8 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
             dense = measure(phase(f"dense fp32 torch @{compare_depth}L", "dense", compare_depth))
             measurements.append(dense)
             ratios.update(_ratios("dense", ours_cmp, dense))
+            if ours_int8 is not None and compare_depth == full_layers:
+                ratios.update(_ratios("dense", ours_int8, dense, prefix="int8_head_"))
         if "transformers" in compare:
             with tempfile.TemporaryDirectory(prefix="bitnet-bench-e2e-") as tmp:
                 hf_dir = str(model_dir) if model_dir is not None else str(Path(tmp) / "model")
@@ -476,12 +485,14 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
                 hf = measure(hf_phase)
             measurements.append(hf)
             ratios.update(_ratios("transformers", ours_cmp, hf))
+            if ours_int8 is not None and compare_depth == full_layers:
+                ratios.update(_ratios("transformers", ours_int8, hf, prefix="int8_head_"))
         if compare_depth != full_layers:
             notes.append(f"ratios compare per-token times at equal depth ({compare_depth} layers); "
                          f"absolute figures of ours at full depth are in the first row")
     targets: dict[str, dict[str, float | bool]] = {}
     if shape is not None and shape.lower() == "2b4t" and layers is None:
-        for m in (m for m in measurements if m.layers == full_layers):
+        for m in (m for m in measurements if m.layers == full_layers and m.name.startswith("bitnet")):
             for key, goal in TARGETS_2B4T.items():
                 got = float(getattr(m, key))
                 met = got <= goal if key == "model_rss_bytes" else got >= goal
@@ -499,13 +510,14 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
                      peak_rss_per_phase=isolate or reset_peak_rss())
 
 
-def _ratios(name: str, ours: Measurement, base: Measurement) -> dict[str, float]:
+def _ratios(name: str, ours: Measurement, base: Measurement, prefix: str = "") -> dict[str, float]:
     return {
-        f"decode_speedup_vs_{name}": _ratio(ours.decode_tokens_per_s, base.decode_tokens_per_s),
-        f"prefill_speedup_vs_{name}": _ratio(ours.prefill_tokens_per_s, base.prefill_tokens_per_s),
-        f"ttft_speedup_vs_{name}": _ratio(base.time_to_first_token_s, ours.time_to_first_token_s),
-        f"decode_cpu_time_ratio_vs_{name}": _ratio(base.decode_cpu_ms_per_token, ours.decode_cpu_ms_per_token),
-        f"memory_saving_vs_{name}": _ratio(float(base.model_rss_bytes), float(ours.model_rss_bytes)),
+        f"{prefix}decode_speedup_vs_{name}": _ratio(ours.decode_tokens_per_s, base.decode_tokens_per_s),
+        f"{prefix}prefill_speedup_vs_{name}": _ratio(ours.prefill_tokens_per_s, base.prefill_tokens_per_s),
+        f"{prefix}ttft_speedup_vs_{name}": _ratio(base.time_to_first_token_s, ours.time_to_first_token_s),
+        f"{prefix}decode_cpu_time_ratio_vs_{name}": _ratio(base.decode_cpu_ms_per_token,
+                                                            ours.decode_cpu_ms_per_token),
+        f"{prefix}memory_saving_vs_{name}": _ratio(float(base.model_rss_bytes), float(ours.model_rss_bytes)),
     }
 
 
@@ -567,7 +579,7 @@ def format_report(report: E2EReport) -> str:
         lines.append("")
         lines.append(f"ratios (ours / baseline, equal depth {report.compare_layers} layers; > 1 means ours is better):")
         for key, value in report.ratios.items():
-            lines.append(f"  {key:<40} {value:8.2f}x")
+            lines.append(f"  {key:<50} {value:8.2f}x")
     if report.targets:
         lines.append("")
         lines.append("targets (DESIGN.md section 7, 2B4T shape):")

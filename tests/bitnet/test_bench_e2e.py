@@ -50,6 +50,7 @@ def test_report_has_every_model_and_positive_figures(report: E2EReport) -> None:
         assert report.ratios[f"decode_speedup_vs_{base}"] > 0
     assert any("equal depth (1 layers)" in n for n in report.notes)
     assert report.targets == {}  # targets only apply to the full 2B4T shape
+    assert not any(k.startswith("int8_head_") for k in report.ratios)  # baselines ran at another depth
 
 
 def test_ratios_follow_from_the_measurements(report: E2EReport) -> None:
@@ -132,3 +133,20 @@ def test_packed_model_is_small_and_dense_twin_has_the_same_weights() -> None:
     a = [r.token_ids[0] for r in Engine(packed).generate(prompts, cfg)]
     b = [r.token_ids[0] for r in Engine(dense).generate(prompts, cfg)]
     assert sum(x == y for x, y in zip(a, b, strict=True)) >= len(prompts) // 2
+
+
+def test_model_directory_source(tmp_path: pytest.TempPathFactory) -> None:
+    from pathlib import Path
+
+    from bitnet.hf import save_pretrained
+
+    model_dir = save_pretrained(build_random_model("tiny", seed=5), Path(str(tmp_path)) / "m")
+    report = run_e2e(model_dir=model_dir, threads=1, prompt_len=8, new_tokens=3, compare=("dense",),
+                     int8_head=True, isolate=False)
+    assert report.source == str(model_dir) and report.compare_layers == 2
+    assert [m.name for m in report.measurements] == [
+        "bitnet (packed)", "bitnet (packed, int8 head)", "dense fp32 torch @2L"]
+    assert report.ratios["decode_speedup_vs_dense"] > 0
+    assert report.ratios["int8_head_decode_speedup_vs_dense"] > 0  # same depth: the int8 head is compared too
+    with pytest.raises(ConfigError, match="--layers only applies with --shape"):
+        run_e2e(model_dir=model_dir, layers=1, compare=())
