@@ -245,6 +245,7 @@ class _Phase:
     shape_config: dict[str, Any] | None  # BitNetConfig fields (shape mode)
     model_dir: str | None
     int8_head: bool = False
+    int8_embedding: bool = False  # with int8_head: the tied embedding looked up in the int8 table
     hf_dtype: str = "bfloat16"
     save_to: str | None = None
 
@@ -263,15 +264,18 @@ def _build(phase: _Phase) -> tuple[nn.Module, Callable[[nn.Module], Callable[[li
     if phase.kind == "ours":
         if phase.model_dir is None:
             model: nn.Module = shapes.build_random_model(_phase_config(phase), seed=phase.seed,
-                                                         lm_head_int8=phase.int8_head)
+                                                         lm_head_int8=phase.int8_head,
+                                                         int8_embedding=phase.int8_embedding)
         else:
             import inspect
 
             extra: dict[str, Any] = {"dtype": torch.bfloat16}
             if "embed_dtype" in inspect.signature(from_pretrained).parameters:
                 extra = {"dtype": torch.float32, "embed_dtype": torch.bfloat16}  # fp32 activations
-            model = from_pretrained(Path(phase.model_dir), mode="inference", lm_head_int8=phase.int8_head,
-                                    **extra)
+            model = from_pretrained(Path(phase.model_dir), mode="inference",
+                                    lm_head_int8=phase.int8_head and not phase.int8_embedding, **extra)
+            if phase.int8_embedding:
+                model = shapes.use_int8_head(model, int8_embedding=True)
         return model, _engine_runner
     if phase.kind == "dense":
         if phase.model_dir is None:
@@ -376,7 +380,7 @@ def _ratio(a: float, b: float) -> float:
 def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, threads: int | None = None,
             prompt_len: int = 128, new_tokens: int = 32, layers: int | None = None,
             compare: Sequence[str] = COMPARES, compare_layers: int | None = None, int8_head: bool = False,
-            repeats: int = 1, seed: int = 0, hf_dtype: str = "bfloat16", isolate: bool = True,
+            int8_embedding: bool = False, repeats: int = 1, seed: int = 0, hf_dtype: str = "bfloat16", isolate: bool = True,
             log: Callable[[str], None] | None = None) -> E2EReport:
     """Measure ours (and ``compare`` baselines) on a shape's random weights or a model directory.
 
@@ -461,6 +465,9 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
     if int8_head:
         ours_int8 = measure(phase("bitnet (packed, int8 head)", "ours", full_layers, int8_head=True))
         measurements.append(ours_int8)
+    if int8_embedding:
+        measurements.append(measure(phase("bitnet (packed, int8 head + int8 tied embedding)", "ours",
+                                          full_layers, int8_head=True, int8_embedding=True)))
     ratios: dict[str, float] = {}
     if compare_depth is not None:
         ours_cmp = ours_full

@@ -73,6 +73,18 @@ class KVCache:
         self.length += num_tokens
         self.seen += real_tokens
 
+    def select_rows(self, index: torch.Tensor) -> None:
+        """Keep only the batch rows ``index`` (LongTensor (B',), in order), e.g. the rows still generating.
+
+        ``length`` is unchanged: the kept rows go on writing at the same slots.
+        """
+        assert index.dim() == 1, f"index must be 1-D, got shape {tuple(index.shape)}"
+        self.keys = self.keys.index_select(1, index)  # (L, B', H_kv, S_max, D)
+        self.values = self.values.index_select(1, index)  # (L, B', H_kv, S_max, D)
+        self.valid = self.valid.index_select(0, index)  # (B', S_max)
+        self.seen = self.seen.index_select(0, index)  # (B',)
+        self.batch_size = int(index.numel())
+
     def reset(self) -> None:
         """Forget every token (keeps the storage)."""
         self.length = 0

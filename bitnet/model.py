@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bitnet.errors import ConfigError
+from bitnet.errors import BitNetError, ConfigError
 from bitnet.kv_cache import KVCache
 from bitnet.layers import BitLinear, check_mode
 
@@ -408,6 +408,30 @@ class Int8Head(nn.Module):
         return y.reshape(*h.shape[:-1], -1)
 
 
+class Int8Embedding(nn.Module):
+    """A tied embedding looked up from the int8 head's table: ``E[ids] = Wq[ids] * scale[ids]``.
+
+    Shares the :class:`Int8Head` buffers (no copy), so a tied model with an int8 head keeps one int8
+    table instead of a float embedding plus an int8 head. Lossy (per-row int8), so it is opt-in.
+    """
+
+    def __init__(self, head: Int8Head) -> None:
+        super().__init__()
+        self.head = [head]  # a plain list: the buffers belong to (and are counted under) the head
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids (B, T) -> embeddings (B, T, H) float32."""
+        head = self.head[0]
+        return head.weight_int8[input_ids].float() * head.scale[input_ids].unsqueeze(-1)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        raise BitNetError(
+            "this model looks its embeddings up in the int8 head's table (int8_embedding=True): it has no "
+            "float embedding to save; save the model before quantizing its head"
+        )
+
+
 class BitNetModel(nn.Module):
     """Embeddings, decoder layers and the final norm (transformers' ``model.*`` names)."""
 
@@ -480,10 +504,18 @@ class BitNetForCausalLM(nn.Module):
         """The float head weight (V, H): lm_head's, or the embedding when tied."""
         return self.lm_head.weight if self.lm_head is not None else self.model.embed_tokens.weight
 
-    def quantize_head_int8(self) -> None:
-        """Use a per-row int8 copy of the head for the logits (drops an untied float head)."""
+    def quantize_head_int8(self, int8_embedding: bool = False) -> None:
+        """Use a per-row int8 copy of the head for the logits (drops an untied float head).
+
+        ``int8_embedding`` (tied models only): also look the embeddings up in that int8 table and drop the
+        float embedding, so one int8 table serves both (about 0.65 GB less for 2B4T in bf16).
+        """
+        if int8_embedding and not self.config.tie_word_embeddings:
+            raise ConfigError("int8_embedding needs tied embeddings (tie_word_embeddings: true)")
         self.head_int8 = Int8Head(self.head_weight(), self.dtype)
         self.lm_head = None  # tied: the embedding stays for the lookup; untied: the float head is dropped
+        if int8_embedding:
+            self.model.embed_tokens = Int8Embedding(self.head_int8)  # type: ignore[assignment]
 
     def ternary_weights(self) -> dict[str, Ternary]:
         """Every ternary projection as (wq int8 (N, K), beta 0-d fp32), keyed by its HF module path."""
@@ -622,7 +654,8 @@ class BitNetForCausalLM(nn.Module):
                 add("lm_head_int8", module.scale)
             elif isinstance(module, RMSNorm):
                 add("norm", module.weight)
-        add("embedding", self.model.embed_tokens.weight)
+        if isinstance(self.model.embed_tokens, nn.Embedding):  # an Int8Embedding's table is the head's
+            add("embedding", self.model.embed_tokens.weight)
         if self.lm_head is not None:
             add("lm_head", self.lm_head.weight)
         return kinds

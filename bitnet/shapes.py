@@ -127,7 +127,7 @@ def _check_shape_args(config: BitNetConfig | str, layers: int | None) -> BitNetC
 
 def build_random_model(config: BitNetConfig | str, *, layers: int | None = None, seed: int = 0,
                        dtype: torch.dtype = torch.float32, embed_dtype: torch.dtype = torch.bfloat16,
-                       lm_head_int8: bool = False) -> BitNetForCausalLM:
+                       lm_head_int8: bool = False, int8_embedding: bool = False) -> BitNetForCausalLM:
     """An inference-mode model of a shape (name or config) with random packed ternary weights.
 
     Built layer by layer: each projection's int8 codes are generated, packed and dropped before the next.
@@ -147,8 +147,8 @@ def build_random_model(config: BitNetConfig | str, *, layers: int | None = None,
         layer.self_attn.set_ternary({p: weights[p] for p in ("q", "k", "v", "o")}, "inference", layer_dtype)
         layer.mlp.set_ternary({p: weights[p] for p in ("gate", "up", "down")}, "inference", layer_dtype)
         del weights
-    if lm_head_int8:
-        model.quantize_head_int8()
+    if lm_head_int8 or int8_embedding:
+        model.quantize_head_int8(int8_embedding=int8_embedding)
     release_freed_memory()
     return model.eval()
 
@@ -215,7 +215,9 @@ def release_freed_memory() -> bool:
     return True
 
 
-def use_int8_head(model: BitNetForCausalLM) -> BitNetForCausalLM:
-    """Switch ``model`` to a per-row int8 output head (the tied embedding stays for the lookup)."""
-    model.quantize_head_int8()
+def use_int8_head(model: BitNetForCausalLM, int8_embedding: bool = False) -> BitNetForCausalLM:
+    """Switch ``model`` to a per-row int8 output head; ``int8_embedding`` (tied models) also looks the
+    embeddings up in that int8 table and drops the float embedding."""
+    model.quantize_head_int8(int8_embedding=int8_embedding)
+    release_freed_memory()
     return model

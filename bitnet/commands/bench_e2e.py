@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_e2e(
         shape=args.shape, model_dir=args.model, threads=args.threads, prompt_len=args.prompt_len,
         new_tokens=args.new_tokens, layers=args.layers, compare=compare, compare_layers=args.compare_layers,
-        int8_head=args.int8_head, repeats=args.repeats, seed=args.weights_seed, hf_dtype=args.hf_dtype,
+        int8_head=args.int8_head, int8_embedding=args.int8_embedding, repeats=args.repeats, seed=args.weights_seed, hf_dtype=args.hf_dtype,
         isolate=not args.same_process, log=log,
     )
     if args.json:
@@ -58,6 +58,9 @@ def register_bench(bench_sub: Any) -> None:
                         help="depth of the baselines (default: full depth if the dense twin fits in half "
                              "the available memory); ours is measured at that depth too for the ratios")
     parser.add_argument("--int8-head", action="store_true", help="also measure ours with an int8 head")
+    parser.add_argument("--int8-embedding", action="store_true",
+                        help="also measure ours with an int8 head whose table serves the tied embedding too "
+                             "(one int8 table instead of a bf16 embedding plus an int8 head)")
     parser.add_argument("--hf-dtype", default="bfloat16", choices=("bfloat16", "float32"),
                         help="dtype of transformers' model (default bfloat16, as the released checkpoint)")
     parser.add_argument("--same-process", action="store_true",

@@ -114,7 +114,7 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.int8_head:
         from bitnet.shapes import use_int8_head
 
-        use_int8_head(model)
+        use_int8_head(model, int8_embedding=model.config.tie_word_embeddings)
     return model, tokenizer
 
 
