@@ -466,7 +466,7 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
         ours_int8 = measure(phase("bitnet (packed, int8 head)", "ours", full_layers, int8_head=True))
         measurements.append(ours_int8)
     if int8_embedding:
-        measurements.append(measure(phase("bitnet (packed, int8 head + int8 tied embedding)", "ours",
+        measurements.append(measure(phase("bitnet (packed, int8 head+embedding)", "ours",
                                           full_layers, int8_head=True, int8_embedding=True)))
     ratios: dict[str, float] = {}
     if compare_depth is not None:
