@@ -267,13 +267,9 @@ def _build(phase: _Phase) -> tuple[nn.Module, Callable[[nn.Module], Callable[[li
                                                          lm_head_int8=phase.int8_head,
                                                          int8_embedding=phase.int8_embedding)
         else:
-            import inspect
-
-            extra: dict[str, Any] = {"dtype": torch.bfloat16}
-            if "embed_dtype" in inspect.signature(from_pretrained).parameters:
-                extra = {"dtype": torch.float32, "embed_dtype": torch.bfloat16}  # fp32 activations
-            model = from_pretrained(Path(phase.model_dir), mode="inference",
-                                    lm_head_int8=phase.int8_head and not phase.int8_embedding, **extra)
+            model = from_pretrained(Path(phase.model_dir), mode="inference", dtype=torch.float32,
+                                    embed_dtype=torch.bfloat16,  # fp32 activations, half-size embedding table
+                                    lm_head_int8=phase.int8_head and not phase.int8_embedding)
             if phase.int8_embedding:
                 model = shapes.use_int8_head(model, int8_embedding=True)
         return model, _engine_runner

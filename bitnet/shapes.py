@@ -12,10 +12,8 @@ one layer at a time, for like-for-like benchmarks.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
@@ -91,22 +89,9 @@ def fill_random_embedding(weight: torch.Tensor, seed: int, std: float,
             rows.copy_(values if round_to is None else values.to(round_to))
 
 
-def _supports_embed_dtype() -> bool:
-    return "embed_dtype" in inspect.signature(BitNetForCausalLM.__init__).parameters
-
-
 def _new_model(cfg: BitNetConfig, dtype: torch.dtype, embed_dtype: torch.dtype) -> BitNetForCausalLM:
-    """An uninitialized inference-mode model: activations in ``dtype``, embeddings stored in ``embed_dtype``.
-
-    With a model class that has one dtype for both, ``embed_dtype`` wins (memory first).
-    """
-    if embed_dtype == dtype:
-        return BitNetForCausalLM(cfg, "inference", dtype=dtype, init=False)
-    if _supports_embed_dtype():
-        factory: Any = BitNetForCausalLM
-        model: BitNetForCausalLM = factory(cfg, "inference", dtype=dtype, embed_dtype=embed_dtype, init=False)
-        return model
-    return BitNetForCausalLM(cfg, "inference", dtype=embed_dtype, init=False)
+    """An uninitialized inference-mode model: activations in ``dtype``, embeddings stored in ``embed_dtype``."""
+    return BitNetForCausalLM(cfg, "inference", dtype=dtype, embed_dtype=embed_dtype, init=False)
 
 
 def _fill_embeddings(model: BitNetForCausalLM, cfg: BitNetConfig, seed: int,

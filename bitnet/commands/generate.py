@@ -98,16 +98,13 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
             raise CheckpointError(f"{path}: not a directory (expected a model directory with config.json)")
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{path / 'config.json'}: missing (not a model directory?)")
-        import inspect
 
         import torch
 
         from bitnet.hf import from_pretrained
 
-        extra: dict[str, Any] = {}
-        if "embed_dtype" in inspect.signature(from_pretrained).parameters:
-            extra["embed_dtype"] = torch.bfloat16  # fp32 activations, half-size embedding table
-        model = from_pretrained(path, mode="inference", **extra)
+        # fp32 activations, half-size embedding table
+        model = from_pretrained(path, mode="inference", embed_dtype=torch.bfloat16)
         tokenizer = load_tokenizer(path)
     else:
         raise ConfigError("give a MODEL directory or --shape NAME")
