@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from bitnet.errors import BitNetError, CheckpointError, ConfigError
+from bitnet.jsonfile import read_json_object
 from bitnet.layers import BitLinear, check_mode
 from bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer, Ternary
 from bitnet.packing import pack_hf, packed_rows, unpack_hf
@@ -63,19 +64,6 @@ class CheckpointInfo:
     files: list[Path]
     tensor_files: dict[str, Path] = field(default_factory=dict)  # tensor name -> file
     declared_dtype: torch.dtype | None = None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from None
 
 
 def checkpoint_form(raw: dict[str, Any], config_path: str = CONFIG_FILE) -> str:
@@ -129,16 +117,13 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     if not root.is_dir():
         raise CheckpointError(f"{root}: not a directory (expected a model directory with {CONFIG_FILE})")
     config_path = root / CONFIG_FILE
-    raw = _read_json(config_path)
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{config_path}: expected a JSON object")
+    raw = read_json_object(config_path)
     config = BitNetConfig.from_hf_dict(raw, str(config_path))
     form = checkpoint_form(raw, str(config_path))
     index_path = root / INDEX_FILE
     tensor_files: dict[str, Path] = {}
     if index_path.exists():
-        index = _read_json(index_path)
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        weight_map = read_json_object(index_path).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise CheckpointError(f"{index_path}: field 'weight_map' is missing or empty")
         for name, file in weight_map.items():

@@ -12,12 +12,12 @@ token ids into text pieces without splitting a multi-byte character.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from bitnet.errors import CheckpointError
+from bitnet.jsonfile import read_json_object
 
 REPLACEMENT_CHAR = "\ufffd"
 
@@ -109,18 +109,6 @@ class ByteTokenizer:
         return _simple_chat_prompt(messages)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from exc
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read ({exc.strerror})") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object at the top level")
-    return data
-
-
 def _token_text(value: Any) -> str | None:
     """A special token as written in tokenizer_config.json: a string or an AddedToken dict."""
     if isinstance(value, str):
@@ -158,7 +146,7 @@ class HFTokenizer:
         config: dict[str, Any] = {}
         for name in ("config.json", "generation_config.json", "tokenizer_config.json"):
             if (directory / name).is_file():
-                config[name] = _read_json(directory / name)
+                config[name] = read_json_object(directory / name)
         tok_cfg = config.get("tokenizer_config.json", {})
         bos_text = _token_text(tok_cfg.get("bos_token"))
         eos_text = _token_text(tok_cfg.get("eos_token"))

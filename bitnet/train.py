@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bitnet.errors import CheckpointError, ConfigError
+from bitnet.jsonfile import read_json_object
 
 CHECKPOINT_FORMAT = "bitnet-train-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -719,12 +720,7 @@ def shape_from_model_dir(path: str | Path) -> dict[str, Any]:
     cfg_path = Path(path) / "config.json"
     if not Path(path).is_dir():
         raise CheckpointError(f"{path}: model directory does not exist")
-    try:
-        data = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{cfg_path}: missing") from exc
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{cfg_path}: line {exc.lineno}: not valid JSON ({exc.msg})") from exc
+    data = read_json_object(cfg_path)
     keys = ModelShape.model_fields.keys()
     shape = {k: data[k] for k in keys if k in data}
     missing = [k for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
