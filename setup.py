@@ -1,7 +1,7 @@
-"""Ships the top-level ``agents/`` and ``workflows/`` folders inside the wheel as ``orchestrator/data/``.
+"""Ships the top-level ``agents/`` and ``workflows/`` folders inside the wheel as ``bno_orchestrator/data/``.
 
 Everything else is declared in pyproject.toml. In a source checkout (editable install) the orchestrator
-reads the folders in place: see ``orchestrator.paths.data_root``.
+reads the folders in place: see ``bno_orchestrator.paths.data_root``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ DATA_FOLDERS = ("agents", "workflows")
 
 
 class BuildPyWithData(build_py):
-    """Copies the data folders into ``<build>/orchestrator/data`` when a wheel is built."""
+    """Copies the data folders into ``<build>/bno_orchestrator/data`` when a wheel is built."""
 
     def run(self) -> None:
         super().run()
         if self.editable_mode:
             return
-        target = Path(self.build_lib) / "orchestrator" / "data"
+        target = Path(self.build_lib) / "bno_orchestrator" / "data"
         for name in DATA_FOLDERS:
             source = ROOT / name
             if source.is_dir():

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from kernels import cliutil
-from orchestrator.cli import main as orchestrator_main
-from orchestrator.errors import ConfigError
+from bno_foundation import cli as cliutil
+from bno_orchestrator.cli import main as orchestrator_main
+from bno_orchestrator.errors import ConfigError
 
 
 def test_config_error_names_file_line_column_and_field() -> None:
@@ -55,7 +55,7 @@ def test_run_cli_maps_exceptions_to_exit_codes(tmp_path: object, monkeypatch: py
 @pytest.mark.parametrize("program", ["orchestrator", "bitnet"])
 def test_doctor_json_is_truthful(program: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", f"{program}.cli", "doctor", "--quick", "--json"],
+        [sys.executable, "-m", f"bno_{program}.cli", "doctor", "--quick", "--json"],
         capture_output=True, text=True, timeout=120,
     )
     report = json.loads(proc.stdout)
@@ -68,6 +68,6 @@ def test_doctor_json_is_truthful(program: str) -> None:
 
 
 def test_orchestrator_cli_does_not_import_torch() -> None:
-    code = "import sys, orchestrator.cli; orchestrator.cli.build_parser(); print('torch' in sys.modules)"
+    code = "import sys, bno_orchestrator.cli; bno_orchestrator.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

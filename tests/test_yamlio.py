@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from quality_gates.errors import ConfigError
-from quality_gates.yamlio import parse_yaml, validate
+from bno_foundation.errors import ConfigError
+from bno_foundation.yamlio import parse_yaml, validate
 
 
 class Gate(BaseModel):

@@ -1,6 +1,6 @@
 """Fixtures for the BitNet tests (reused by other BitNet helpers' tests).
 
-* ``tiny_config``: our :class:`bitnet.model.BitNetConfig` of the "gqa" tiny shape.
+* ``tiny_config``: our :class:`bno_bitnet.model.BitNetConfig` of the "gqa" tiny shape.
 * ``tiny_hf_dir``: a session-wide factory ``tiny_hf_dir(form="packed-autobitlinear", config="gqa", seed=0)``
   returning a directory with a random transformers BitNet model saved in that form (built once, cached).
 * ``tiny_input_ids``: a fixed (2, 11) batch of token ids valid for every tiny config.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bitnet.model import BitNetConfig
+from bno_bitnet.model import BitNetConfig
 from tests.bitnet.tiny import HF_FORMS, config_kwargs, make_tiny_hf_dir
 
 TinyHfDir = Callable[..., Path]

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from bitnet.bench_e2e import (
+from bno_bitnet.bench_e2e import (
     E2EReport,
     choose_compare_layers,
     format_report,
@@ -18,11 +18,11 @@ from bitnet.bench_e2e import (
     run_e2e,
     tensor_bytes,
 )
-from bitnet.cli import main
-from bitnet.engine import Engine
-from bitnet.errors import ConfigError
-from bitnet.sampling import GenerationConfig
-from bitnet.shapes import build_dense_model, build_random_model, shape_config
+from bno_bitnet.cli import main
+from bno_bitnet.engine import Engine
+from bno_bitnet.errors import ConfigError
+from bno_bitnet.sampling import GenerationConfig
+from bno_bitnet.shapes import build_dense_model, build_random_model, shape_config
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_packed_model_is_small_and_dense_twin_has_the_same_weights() -> None:
 def test_model_directory_source(tmp_path: pytest.TempPathFactory) -> None:
     from pathlib import Path
 
-    from bitnet.hf import save_pretrained
+    from bno_bitnet.hf import save_pretrained
 
     model_dir = save_pretrained(build_random_model("tiny", seed=5), Path(str(tmp_path)) / "m")
     report = run_e2e(model_dir=model_dir, threads=1, prompt_len=8, new_tokens=3, compare=("dense",),

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bitnet.cli import main
-from bitnet.errors import CheckpointError, ConfigError
-from bitnet.hf import from_pretrained, inspect_checkpoint
-from kernels.cliutil import EXIT_OK, EXIT_USER_ERROR
+from bno_bitnet.cli import main
+from bno_bitnet.errors import CheckpointError, ConfigError
+from bno_bitnet.hf import from_pretrained, inspect_checkpoint
+from bno_foundation.cli import EXIT_OK, EXIT_USER_ERROR
 from tests.bitnet.conftest import TinyHfDir
 
 _IDS = torch.randint(0, 101, (1, 8), generator=torch.Generator().manual_seed(5))
@@ -73,14 +73,14 @@ def test_convert_round_trip(tiny_hf_dir: TinyHfDir, tmp_path: Path, capsys: pyte
 
 
 def test_failed_convert_leaves_nothing(tiny_hf_dir: TinyHfDir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bitnet.hf
+    import bno_bitnet.hf
 
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(bitnet.hf, "_write_checkpoint", boom)
+    monkeypatch.setattr(bno_bitnet.hf, "_write_checkpoint", boom)
     with pytest.raises(OSError, match="disk full"):
-        bitnet.hf.save_pretrained(from_pretrained(tiny_hf_dir("latent", "gqa")), tmp_path / "out")
+        bno_bitnet.hf.save_pretrained(from_pretrained(tiny_hf_dir("latent", "gqa")), tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from bitnet.data import (
+from bno_bitnet.data import (
     BOS_ID,
     CORPUS_DIR,
     EOS_ID,
@@ -21,8 +21,8 @@ from bitnet.data import (
     load_corpus,
     read_document,
 )
-from bitnet.errors import ConfigError
-from bitnet.tokenizer import ByteTokenizer
+from bno_bitnet.errors import ConfigError
+from bno_bitnet.tokenizer import ByteTokenizer
 
 
 def test_shipped_corpus_is_small_english_and_documented() -> None:

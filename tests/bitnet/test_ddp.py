@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bitnet.cli import main as cli_main
-from bitnet.data import CORPUS_DIR
-from bitnet.train import LOG_FILE, SUMMARY_FILE, load_checkpoint, read_log
+from bno_bitnet.cli import main as cli_main
+from bno_bitnet.data import CORPUS_DIR
+from bno_bitnet.train import LOG_FILE, SUMMARY_FILE, load_checkpoint, read_log
 
 CORPUS = CORPUS_DIR / "austen_northanger_abbey.txt.gz"
 
@@ -43,7 +43,7 @@ def test_two_processes_train_and_resume_with_torchrun(tmp_path: Path, capsys: py
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "bitnet.cli", "train", "--out", str(out),
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "bno_bitnet.cli", "train", "--out", str(out),
          "--resume", "--corpus", str(CORPUS), "--no-progress", "--json"],
         capture_output=True, text=True, timeout=300, env=env, check=False,
     )

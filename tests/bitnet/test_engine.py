@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bitnet.engine import Engine
-from bitnet.errors import ConfigError, ContextLengthError
-from bitnet.model import BitNetForCausalLM
-from bitnet.sampling import GenerationConfig
-from bitnet.shapes import build_random_model, shape_config
-from bitnet.tokenizer import ByteTokenizer
+from bno_bitnet.engine import Engine
+from bno_bitnet.errors import ConfigError, ContextLengthError
+from bno_bitnet.model import BitNetForCausalLM
+from bno_bitnet.sampling import GenerationConfig
+from bno_bitnet.shapes import build_random_model, shape_config
+from bno_bitnet.tokenizer import ByteTokenizer
 
 PROMPTS = ["hi", "a longer prompt, padded less", "mid-length one"]
 
@@ -166,7 +166,7 @@ def test_bf16_model_and_int8_head_run(model: BitNetForCausalLM) -> None:
 
 
 def test_finished_rows_leave_the_batch_when_the_cache_can_drop_rows(model: BitNetForCausalLM) -> None:
-    from bitnet.kv_cache import KVCache
+    from bno_bitnet.kv_cache import KVCache
 
     calls: list[list[int]] = []
 

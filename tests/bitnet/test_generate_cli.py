@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bitnet.cli import main
-from bitnet.engine import Engine
-from bitnet.sampling import GenerationConfig
-from bitnet.shapes import build_random_model
+from bno_bitnet.cli import main
+from bno_bitnet.engine import Engine
+from bno_bitnet.sampling import GenerationConfig
+from bno_bitnet.shapes import build_random_model
 
 TINY = ["--shape", "tiny", "--weights-seed", "1"]
 
@@ -110,7 +110,7 @@ def test_missing_and_corrupt_model_directories(capsys: pytest.CaptureFixture[str
     empty.mkdir()
     code, _, err = _run(capsys, ["generate", str(empty), "--prompt", "x"])
     assert code == 2 and "config.json: missing" in err
-    from bitnet.hf import save_pretrained
+    from bno_bitnet.hf import save_pretrained
 
     good = save_pretrained(build_random_model("tiny", seed=1, dtype=torch.float32), tmp_path / "good")
     code, out, _ = _run(capsys, ["generate", str(good), "--prompt", "hi", "--max-new-tokens", "3", "--json",
@@ -130,7 +130,7 @@ def test_model_directory_with_a_tokenizer_json(capsys: pytest.CaptureFixture[str
     from tokenizers.models import WordLevel
     from tokenizers.pre_tokenizers import Whitespace
 
-    from bitnet.hf import save_pretrained
+    from bno_bitnet.hf import save_pretrained
 
     model_dir = save_pretrained(build_random_model("tiny", seed=2), tmp_path / "m")
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "hello": 3, "world": 4}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bitnet.hf import from_pretrained, inspect_checkpoint, save_pretrained
+from bno_bitnet.hf import from_pretrained, inspect_checkpoint, save_pretrained
 from tests.bitnet.conftest import TinyHfDir
 from tests.bitnet.tiny import HF_FORMS, TINY_CONFIGS, hf_logits, load_hf, out_features_divisible_by_4
 

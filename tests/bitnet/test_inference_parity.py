@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bitnet.hf import from_pretrained, save_pretrained
-from bitnet.layers import BitLinear
-from bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer, fuse_ternary
-from bitnet.quant import ste_activation_quant, ste_weight_quant
-from kernels.dispatch import ternary_matmul
+from bno_bitnet.hf import from_pretrained, save_pretrained
+from bno_bitnet.layers import BitLinear
+from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer, fuse_ternary
+from bno_bitnet.quant import ste_activation_quant, ste_weight_quant
+from bno_kernels.dispatch import ternary_matmul
 from tests.bitnet.tiny import HF_FORMS, config_kwargs, hf_logits, write_hf_form
 
 BACKENDS = ("reference", "cpu")

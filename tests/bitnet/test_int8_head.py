@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bitnet.errors import BitNetError, ConfigError
-from bitnet.kv_cache import KVCache
-from bitnet.model import BitNetConfig, BitNetForCausalLM, Int8Embedding
-from bitnet.shapes import build_random_model
+from bno_bitnet.errors import BitNetError, ConfigError
+from bno_bitnet.kv_cache import KVCache
+from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, Int8Embedding
+from bno_bitnet.shapes import build_random_model
 
 
 def _config(tied: bool = True) -> BitNetConfig:

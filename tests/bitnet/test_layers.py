@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from bitnet.layers import BitLinear, QuantizeConfig, quantize_
-from bitnet.quant import absmax_quantize, absmean_quantize
+from bno_bitnet.layers import BitLinear, QuantizeConfig, quantize_
+from bno_bitnet.quant import absmax_quantize, absmean_quantize
 
 
 def _manual(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bitnet.errors import ConfigError, ContextLengthError
-from bitnet.hf import from_pretrained, save_pretrained
-from bitnet.kv_cache import KVCache
-from bitnet.layers import BitLinear
-from bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer
+from bno_bitnet.errors import ConfigError, ContextLengthError
+from bno_bitnet.hf import from_pretrained, save_pretrained
+from bno_bitnet.kv_cache import KVCache
+from bno_bitnet.layers import BitLinear
+from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer
 from tests.bitnet.conftest import TinyHfDir
 from tests.bitnet.tiny import config_kwargs
 

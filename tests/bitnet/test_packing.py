@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bitnet.packing import hf_to_packed, pack_hf, packed_rows, packed_to_hf, unpack_hf
-from kernels.packed import LAYOUTS, PackedTernaryWeight
+from bno_bitnet.packing import hf_to_packed, pack_hf, packed_rows, packed_to_hf, unpack_hf
+from bno_kernels.packed import LAYOUTS, PackedTernaryWeight
 from tests.bitnet.tiny import eager_transformers
 
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bitnet.quant import (
+from bno_bitnet.quant import (
     absmax_quantize,
     absmean_quantize,
     fake_quantize_activation,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bitnet.errors import ConfigError
-from bitnet.sampling import (
+from bno_bitnet.errors import ConfigError
+from bno_bitnet.sampling import (
     GenerationConfig,
     Sampler,
     apply_repetition_penalty,

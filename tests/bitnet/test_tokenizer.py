@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bitnet.errors import CheckpointError
-from bitnet.tokenizer import ByteTokenizer, HFTokenizer, IncrementalDecoder, Tokenizer, load_tokenizer
+from bno_bitnet.errors import CheckpointError
+from bno_bitnet.tokenizer import ByteTokenizer, HFTokenizer, IncrementalDecoder, Tokenizer, load_tokenizer
 
 
 def test_byte_tokenizer_round_trips_unicode() -> None:

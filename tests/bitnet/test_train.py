@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import torch
 
-from bitnet import train as train_mod
-from bitnet.cli import main as cli_main
-from bitnet.data import CORPUS_DIR
-from bitnet.errors import CheckpointError, ConfigError
-from bitnet.train import (
+from bno_bitnet import train as train_mod
+from bno_bitnet.cli import main as cli_main
+from bno_bitnet.data import CORPUS_DIR
+from bno_bitnet.errors import CheckpointError, ConfigError
+from bno_bitnet.train import (
     CHECKPOINTS_SUBDIR,
     LOG_FILE,
     META_FILE,
@@ -262,8 +262,8 @@ def test_cli_trains_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_finished_run_exports_a_model_that_generate_loads(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from bitnet.data import ByteWindowDataset, load_corpus
-    from bitnet.hf import from_pretrained
+    from bno_bitnet.data import ByteWindowDataset, load_corpus
+    from bno_bitnet.hf import from_pretrained
 
     cfg = preset_config("test", steps=12, eval_batches=2)
     out = tmp_path / "run"

@@ -10,6 +10,6 @@ import pytest
 @pytest.fixture(scope="session")
 def native_cpu() -> ModuleType:
     """The compiled CPU kernel (first build takes ~30 s and is cached; a missing compiler is an error)."""
-    from kernels.cpu import ops
+    from bno_kernels.cpu import ops
 
     return ops.load()

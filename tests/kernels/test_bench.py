@@ -8,8 +8,8 @@ from types import ModuleType
 
 import pytest
 
-from bitnet.cli import main
-from kernels.bench import BenchConfig, BenchError, Shape, parse_ms, parse_shapes, run_bench
+from bno_bitnet.cli import main
+from bno_kernels.bench import BenchConfig, BenchError, Shape, parse_ms, parse_shapes, run_bench
 
 
 def _finite_positive(v: object) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels.cpu import build
+from bno_kernels.cpu import build
 
 
 def test_cache_root_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from types import ModuleType
 import pytest
 import torch
 
-from kernels.cpu import ops
-from kernels.packed import PackedTernaryWeight
-from kernels.reference import int_matmul_reference, quantize_activations, ternary_matmul_reference
+from bno_kernels.cpu import ops
+from bno_kernels.packed import PackedTernaryWeight
+from bno_kernels.reference import int_matmul_reference, quantize_activations, ternary_matmul_reference
 
 # (N, K), odd N and K included; partial last super-tiles of 1, 2 and 3 tiles
 SHAPES = [(13, 37), (16, 16), (1, 1), (70, 300), (33, 2563), (96, 64), (200, 48)]

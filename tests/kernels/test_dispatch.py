@@ -1,4 +1,4 @@
-"""The one entry point kernels.ternary_matmul: backend choice, forcing, fallbacks, argument checks."""
+"""The one entry point bno_kernels.ternary_matmul: backend choice, forcing, fallbacks, argument checks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from types import ModuleType
 import pytest
 import torch
 
-import kernels
-from kernels import dispatch
-from kernels.packed import PackedTernaryWeight
-from kernels.reference import ternary_matmul_reference
+import bno_kernels
+from bno_kernels import dispatch
+from bno_kernels.packed import PackedTernaryWeight
+from bno_kernels.reference import ternary_matmul_reference
 
 
 def _case() -> tuple[torch.Tensor, PackedTernaryWeight]:
@@ -22,14 +22,14 @@ def _case() -> tuple[torch.Tensor, PackedTernaryWeight]:
 
 
 def test_lazy_exports() -> None:
-    assert kernels.ternary_matmul is dispatch.ternary_matmul
-    assert kernels.PackedTernaryWeight is PackedTernaryWeight
-    assert "reference" in kernels.available_backends()
+    assert bno_kernels.ternary_matmul is dispatch.ternary_matmul
+    assert bno_kernels.PackedTernaryWeight is PackedTernaryWeight
+    assert "reference" in bno_kernels.available_backends()
 
 
 def test_reference_backend_forced_by_argument() -> None:
     x, packed = _case()
-    y = kernels.ternary_matmul(x, packed, torch.tensor(0.5), backend="reference")
+    y = bno_kernels.ternary_matmul(x, packed, torch.tensor(0.5), backend="reference")
     assert torch.equal(y, ternary_matmul_reference(x, packed, torch.tensor(0.5)))
 
 
@@ -41,20 +41,20 @@ def test_backend_forced_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dispatch.requested_backend() is None
     monkeypatch.setenv(dispatch.ENV_BACKEND, "gpu-magic")
     with pytest.raises(ValueError, match="BITNET_KERNEL_BACKEND"):
-        kernels.ternary_matmul(x, packed, 1.0)
+        bno_kernels.ternary_matmul(x, packed, 1.0)
     with pytest.raises(ValueError, match="backend argument"):
-        kernels.ternary_matmul(x, packed, 1.0, backend="nope")
+        bno_kernels.ternary_matmul(x, packed, 1.0, backend="nope")
 
 
 def test_auto_picks_native_on_cpu(native_cpu: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(dispatch.ENV_BACKEND, raising=False)
     x, packed = _case()
     assert dispatch.resolve_backend(x, packed) == "cpu"
-    assert "cpu" in kernels.available_backends()
+    assert "cpu" in bno_kernels.available_backends()
     scale = torch.rand(11)
-    y = kernels.ternary_matmul(x, packed, scale)
+    y = bno_kernels.ternary_matmul(x, packed, scale)
     assert torch.equal(y, ternary_matmul_reference(x, packed, scale))
-    y_cpu = kernels.ternary_matmul(x, packed, scale, backend="cpu", out_dtype=torch.bfloat16)
+    y_cpu = bno_kernels.ternary_matmul(x, packed, scale, backend="cpu", out_dtype=torch.bfloat16)
     assert y_cpu.dtype == torch.bfloat16
 
 
@@ -65,8 +65,8 @@ def test_fallback_to_reference_warns_once(monkeypatch: pytest.MonkeyPatch) -> No
     x, packed = _case()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        y1 = kernels.ternary_matmul(x, packed, 1.0)
-        y2 = kernels.ternary_matmul(x, packed, 1.0)
+        y1 = bno_kernels.ternary_matmul(x, packed, 1.0)
+        y2 = bno_kernels.ternary_matmul(x, packed, 1.0)
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "reference" in messages[0]
     assert torch.equal(y1, y2)
@@ -76,6 +76,6 @@ def test_fallback_to_reference_warns_once(monkeypatch: pytest.MonkeyPatch) -> No
 def test_argument_errors() -> None:
     x, packed = _case()
     with pytest.raises(TypeError, match="floating-point"):
-        kernels.ternary_matmul(x.to(torch.int32), packed, 1.0)
+        bno_kernels.ternary_matmul(x.to(torch.int32), packed, 1.0)
     with pytest.raises(ValueError, match="input features"):
-        kernels.ternary_matmul(x[:, :39], packed, 1.0)
+        bno_kernels.ternary_matmul(x[:, :39], packed, 1.0)

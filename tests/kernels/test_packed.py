@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.cpu import layout as cpu_layout
-from kernels.packed import PackedTernaryWeight
+from bno_kernels.cpu import layout as cpu_layout
+from bno_kernels.packed import PackedTernaryWeight
 
 
 def _ternary(n: int, k: int, seed: int) -> torch.Tensor:

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.packed import PackedTernaryWeight
-from kernels.reference import (
+from bno_kernels.packed import PackedTernaryWeight
+from bno_kernels.reference import (
     int_matmul_reference,
     quantize_activations,
     scale_weight,

@@ -1,6 +1,6 @@
 """The GPU benchmark script's code paths, run on the CPU in Triton's interpreter with CUDA timing faked.
 
-No figure is checked (there are none to trust here): only that ``kernels.triton.bench_gpu.run`` goes through
+No figure is checked (there are none to trust here): only that ``bno_kernels.triton.bench_gpu.run`` goes through
 its exactness checks, rotations, graph capture calls and table without error, so the script does not rot
 while no GPU is at hand.
 """
@@ -17,7 +17,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
-from kernels.triton import bench_gpu
+from bno_kernels.triton import bench_gpu
 
 
 class _FakeEvent:

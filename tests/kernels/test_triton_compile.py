@@ -1,6 +1,6 @@
 """The kernels compile for an H100 (sm_90) without a GPU: what Triton's interpreter cannot check.
 
-Runs ``python -m kernels.triton.aot --json`` in a subprocess with ``TRITON_INTERPRET`` unset (this test process
+Runs ``python -m bno_kernels.triton.aot --json`` in a subprocess with ``TRITON_INTERPRET`` unset (this test process
 has Triton in interpreter mode) and checks the PTX: the GEMV uses the ``dp4a`` instruction, the GEMM runs int8
 on tensor cores, the quantization divides with ``div.rn`` and has no fused multiply-add (so ``x * s`` is rounded
 before rounding to an integer, as in torch); and ptxas's resource usage: no register spills.
@@ -25,7 +25,7 @@ def compiled() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"  # silences Triton 3.9's notice; every kernel sets its own option
     proc = subprocess.run(
-        [sys.executable, "-W", "ignore", "-m", "kernels.triton.aot", "--json", "--arch", "90"],
+        [sys.executable, "-W", "ignore", "-m", "bno_kernels.triton.aot", "--json", "--arch", "90"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.stdout.strip(), f"aot printed nothing; stderr:\n{proc.stderr[-3000:]}"

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.packed import PackedTernaryWeight
-from kernels.triton import layout
+from bno_kernels.packed import PackedTernaryWeight
+from bno_kernels.triton import layout
 
 
 def _ternary(n: int, k: int, seed: int) -> torch.Tensor:

@@ -16,14 +16,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import ternary_matmul
-from kernels.packed import PackedTernaryWeight
-from kernels.reference import int_matmul_reference, quantize_activations, ternary_matmul_reference
-from kernels.triton import ternary_matmul_int32_triton, ternary_matmul_packed, ternary_matmul_triton
-from kernels.triton.gemm import gemm
-from kernels.triton.gemv import _workspace, gemv_fused, gemv_int32
-from kernels.triton.layout import padded_in_features
-from kernels.triton.runtime import Config
+from bno_kernels import ternary_matmul
+from bno_kernels.packed import PackedTernaryWeight
+from bno_kernels.reference import int_matmul_reference, quantize_activations, ternary_matmul_reference
+from bno_kernels.triton import ternary_matmul_int32_triton, ternary_matmul_packed, ternary_matmul_triton
+from bno_kernels.triton.gemm import gemm
+from bno_kernels.triton.gemv import _workspace, gemv_fused, gemv_int32
+from bno_kernels.triton.layout import padded_in_features
+from bno_kernels.triton.runtime import Config
 
 MS = [1, 3, 16, 33]  # GEMV batch 1, GEMV odd batch, GEMV largest, GEMM with a partial M tile
 NS = [8, 13, 64]
@@ -188,7 +188,7 @@ def test_errors_name_the_problem() -> None:
 
 
 def test_gemv_autotune_pruning_keeps_register_sized_accumulators() -> None:
-    from kernels.triton.gemv import _MAX_ACC_REGS, GEMV, _prune
+    from bno_kernels.triton.gemv import _MAX_ACC_REGS, GEMV, _prune
 
     configs = [c.to_triton() for c in GEMV.gpu_configs]
     for block_m in (1, 2, 4, 8, 16):
@@ -201,8 +201,8 @@ def test_gemv_autotune_pruning_keeps_register_sized_accumulators() -> None:
 
 
 def test_bench_gpu_validates_arguments_before_touching_a_gpu() -> None:
-    from kernels.cliutil import EXIT_USER_ERROR
-    from kernels.triton.bench_gpu import main
+    from bno_foundation.cli import EXIT_USER_ERROR
+    from bno_kernels.triton.bench_gpu import main
 
     with pytest.raises(SystemExit) as info:
         main(["--batch", "17"])

@@ -13,11 +13,11 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
-from kernels.reference import quantize_activations
-from kernels.triton import quantize_activations_triton
-from kernels.triton.layout import padded_in_features
-from kernels.triton.quant import quantize_padded
-from kernels.triton.runtime import interpreter_active
+from bno_kernels.reference import quantize_activations
+from bno_kernels.triton import quantize_activations_triton
+from bno_kernels.triton.layout import padded_in_features
+from bno_kernels.triton.quant import quantize_padded
+from bno_kernels.triton.runtime import interpreter_active
 
 
 def test_interpreter_is_active() -> None:

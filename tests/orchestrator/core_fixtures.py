@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator.agents import AgentSpec
-from orchestrator.config import Config, load_config, load_routing, load_workflow
-from orchestrator.models import RoutingRules
-from orchestrator.paths import data_root
-from orchestrator.workflow import Workflow
+from bno_orchestrator.agents import AgentSpec
+from bno_orchestrator.config import Config, load_config, load_routing, load_workflow
+from bno_orchestrator.models import RoutingRules
+from bno_orchestrator.paths import data_root
+from bno_orchestrator.workflow import Workflow
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
@@ -48,7 +48,7 @@ def shipped_workflow() -> Workflow:
 
 def init_repo(path: Path) -> Config:
     """``orchestrator init`` into ``path`` and load its configuration."""
-    from orchestrator.commands.init import init_repo as do_init
+    from bno_orchestrator.commands.init import init_repo as do_init
 
     (path / ".git").mkdir(exist_ok=True)
     do_init(path)

@@ -10,8 +10,8 @@ from typing import Any
 
 import git
 
-from orchestrator.agents import ExecutorSpec, dump_agent, load_agent
-from orchestrator.dispatch.worktree import commit_all
+from bno_orchestrator.agents import ExecutorSpec, dump_agent, load_agent
+from bno_orchestrator.dispatch.worktree import commit_all
 
 # the gate passes when mod.txt says "fixed"
 GATES = """version: 1
@@ -43,7 +43,7 @@ TOOLS = {
 
 def make_repo(path: Path) -> Path:
     """A git repository with ``orchestrator init``, the one-gate DAG, the tools and one commit."""
-    from orchestrator.commands.init import init_repo
+    from bno_orchestrator.commands.init import init_repo
 
     git.Repo.init(path, initial_branch="main")
     init_repo(path)
@@ -65,10 +65,10 @@ def set_executor(repo: Path, agent: str, kind: str, **options: Any) -> None:
 
 def add_routed_task(repo: Path, task_id: str = "T-1", **fields: Any) -> str:
     """Create a task (implementation on bitnet-quant: the router gives it to ``code``) and route it."""
-    from orchestrator.config import load_config
-    from orchestrator.routing import route_backlog
-    from orchestrator.store import Store
-    from orchestrator.workflow import create_task
+    from bno_orchestrator.config import load_config
+    from bno_orchestrator.routing import route_backlog
+    from bno_orchestrator.store import Store
+    from bno_orchestrator.workflow import create_task
 
     data = {"id": task_id, "title": f"Task {task_id}: make mod.txt say fixed", "type": "implementation",
             "components": ["bitnet-quant"], "complexity": 1, **fields}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.agents.loader import write_files_atomically
-from orchestrator.cli import main
+from bno_foundation.atomic import write_files_atomically
+from bno_orchestrator.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from orchestrator.agents.frontmatter import parse_front_matter, parse_front_matter_lenient, split_front_matter
+from bno_orchestrator.agents.frontmatter import (
+    parse_front_matter,
+    parse_front_matter_lenient,
+    split_front_matter,
+)
 
 
 def test_split_keeps_file_lines() -> None:

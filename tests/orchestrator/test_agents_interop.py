@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.agents import AgentSpec, dump_agent, load_agent, load_agents
-from orchestrator.agents.frontmatter import parse_front_matter_lenient, read_text
-from orchestrator.agents.interop import detect_format, format_module
-from orchestrator.agents.interop.base import Report
-from orchestrator.agents.render import render_template, sample_task
-from quality_gates.errors import ConfigError
+from bno_foundation.errors import ConfigError
+from bno_orchestrator.agents import AgentSpec, dump_agent, load_agent, load_agents
+from bno_orchestrator.agents.frontmatter import parse_front_matter_lenient, read_text
+from bno_orchestrator.agents.interop import detect_format, format_module
+from bno_orchestrator.agents.interop.base import Report
+from bno_orchestrator.agents.render import render_template, sample_task
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from orchestrator.agents import AgentSpec
-from orchestrator.agents.render import (
+from bno_foundation.errors import ConfigError
+from bno_orchestrator.agents import AgentSpec
+from bno_orchestrator.agents.render import (
     build_variables,
     protect_literal,
     render_body,
@@ -14,7 +15,6 @@ from orchestrator.agents.render import (
     template_variables,
     unprotect_literal,
 )
-from quality_gates.errors import ConfigError
 
 
 def spec(body: str) -> AgentSpec:
@@ -63,7 +63,7 @@ def test_sandbox_blocks_python_internals(attack: str) -> None:
 
 def test_variables_are_documented() -> None:
     variables = build_variables(spec(""), {"title": "x"})
-    import orchestrator.agents.render as render
+    import bno_orchestrator.agents.render as render
 
     for name in variables:
         assert f"``{name}``" in (render.__doc__ or ""), name

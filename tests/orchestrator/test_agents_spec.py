@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.agents import AgentSpec, dump_agent, load_agent, load_agents, validate_paths
-from orchestrator.agents.render import TASK_DEFAULTS, render_body, sample_task
-from quality_gates.errors import ConfigError
+from bno_foundation.errors import ConfigError
+from bno_orchestrator.agents import AgentSpec, dump_agent, load_agent, load_agents, validate_paths
+from bno_orchestrator.agents.render import TASK_DEFAULTS, render_body, sample_task
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = REPO / "agents"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator.config import load_config
-from orchestrator.tui.app import BoardApp, CardView, ColumnView, MoveScreen
-from orchestrator.workflow import create_task
+from bno_orchestrator.config import load_config
+from bno_orchestrator.tui.app import BoardApp, CardView, ColumnView, MoveScreen
+from bno_orchestrator.workflow import create_task
 from tests.orchestrator.test_report_weekly import HUMAN, Scenario, at
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.config import load_config
-from orchestrator.errors import UserError
-from orchestrator.routing import route_backlog
-from orchestrator.tui.data import (
+from bno_orchestrator.config import load_config
+from bno_orchestrator.errors import UserError
+from bno_orchestrator.routing import route_backlog
+from bno_orchestrator.tui.data import (
     Snapshot,
     adjacent_state,
     cards,
@@ -19,7 +19,7 @@ from orchestrator.tui.data import (
     move_card,
     parse_filter,
 )
-from orchestrator.workflow import record_verification
+from bno_orchestrator.workflow import record_verification
 from tests.orchestrator.test_report_weekly import HUMAN, XSS, Scenario
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.config import load_config
-from orchestrator.tui.app import BoardApp
-from orchestrator.workflow import record_verification
+from bno_orchestrator.config import load_config
+from bno_orchestrator.tui.app import BoardApp
+from bno_orchestrator.workflow import record_verification
 from tests.orchestrator.test_report_weekly import HUMAN, Scenario
 
 SIZE = (160, 40)

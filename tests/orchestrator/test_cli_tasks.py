@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import main
+from bno_orchestrator.cli import main
 
 
 class Cli:

@@ -7,9 +7,9 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from orchestrator.models import TaskStatus
-from orchestrator.store import Store, replay
-from orchestrator.workflow import create_task, move_in, move_task
+from bno_orchestrator.models import TaskStatus
+from bno_orchestrator.store import Store, replay
+from bno_orchestrator.workflow import create_task, move_in, move_task
 from tests.orchestrator.core_fixtures import shipped_workflow
 
 WORKERS = 4

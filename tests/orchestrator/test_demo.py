@@ -9,9 +9,9 @@ from pathlib import Path
 import git
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.demo import BACKLOG, FAILING_TASK, PASSING_TASK, run_demo
-from orchestrator.store import Store
+from bno_orchestrator.cli import main
+from bno_orchestrator.demo import BACKLOG, FAILING_TASK, PASSING_TASK, run_demo
+from bno_orchestrator.store import Store
 
 
 def test_demo_sprint_records_every_milestone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,7 +62,7 @@ def test_a_temporary_demo_repo_is_removed_even_when_a_step_fails(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import tempfile
 
-    import orchestrator.demo as demo
+    import bno_orchestrator.demo as demo
 
     target = tmp_path / "tmp-demo"
 
@@ -83,8 +83,8 @@ def test_a_temporary_demo_repo_is_removed_even_when_a_step_fails(tmp_path: Path,
 def test_demo_gates_fall_back_to_unittest_without_pytest(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from orchestrator.demo import demo_gates
-    from quality_gates.spec import parse_gates
+    from bno_orchestrator.demo import demo_gates
+    from bno_quality_gates.spec import parse_gates
 
     with_pytest = parse_gates(demo_gates())
     assert with_pytest.gates["test-quant"].command == [

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agents import AgentSpec, ExecutorSpec, ToolPolicy
-from orchestrator.dispatch.executors import (
+from bno_orchestrator.agents import AgentSpec, ExecutorSpec, ToolPolicy
+from bno_orchestrator.dispatch.executors import (
     ExecutorRequest,
     build_argv,
     display_argv,
@@ -21,7 +21,7 @@ from orchestrator.dispatch.executors import (
     resolve_argv,
     run_executor,
 )
-from orchestrator.errors import ConfigError, UserError
+from bno_orchestrator.errors import ConfigError, UserError
 from tests.quality_gates.conftest import survivors
 
 HOSTILE = "Fix it; $(touch PWNED) `touch PWNED2` && rm -rf / | cat > x 'quote\" \n new line"

@@ -10,12 +10,12 @@ from pathlib import Path
 import git
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.config import load_config
-from orchestrator.dispatch import DispatchOptions, dispatch
-from orchestrator.errors import UserError
-from orchestrator.store import Store
-from orchestrator.workflow import block_task, create_task
+from bno_orchestrator.cli import main
+from bno_orchestrator.config import load_config
+from bno_orchestrator.dispatch import DispatchOptions, dispatch
+from bno_orchestrator.errors import UserError
+from bno_orchestrator.store import Store
+from bno_orchestrator.workflow import block_task, create_task
 from tests.orchestrator.dispatch_helpers import add_routed_task, main_state, make_repo, set_executor
 
 SHELL = ["python", "{worktree}/tools/{tool}", "{worktree}", "{prompt_file}"]
@@ -62,7 +62,7 @@ def test_passing_dispatch_moves_to_review_and_commits_on_the_task_branch(repo: P
     assert "Task T-1: make mod.txt say fixed" in prompt and result.worktree in prompt
     assert "Gates this change must pass: check" in prompt  # the repo's gates, not the agent's wish list
     # the gate run is in the same store, under the same run id
-    from quality_gates.results import ResultsDB
+    from bno_quality_gates.results import ResultsDB
 
     with ResultsDB(repo / ".orchestrator" / "state.db") as db:
         assert db.run(result.verification.run_id) is not None
@@ -189,7 +189,7 @@ def test_cli_json_exit_codes_no_verify_and_cleanup(repo: Path, capsys: pytest.Ca
 
 
 def test_a_task_being_dispatched_is_locked(repo: Path) -> None:
-    from orchestrator.dispatch.run import task_lock
+    from bno_orchestrator.dispatch.run import task_lock
 
     agent = add_routed_task(repo)
     use_tool(repo, agent, "fix.py")

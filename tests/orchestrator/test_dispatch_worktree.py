@@ -7,8 +7,8 @@ from pathlib import Path
 import git
 import pytest
 
-from orchestrator.dispatch import worktree as wt
-from orchestrator.errors import UserError
+from bno_orchestrator.dispatch import worktree as wt
+from bno_orchestrator.errors import UserError
 from tests.orchestrator.dispatch_helpers import main_state
 
 

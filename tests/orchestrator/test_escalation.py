@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_escalation
-from orchestrator.errors import ConfigError
-from orchestrator.escalation import Escalation, escalate_now
-from orchestrator.models import TaskStatus
-from orchestrator.paths import data_root
-from orchestrator.routing import route_backlog
-from orchestrator.store import Store
-from orchestrator.workflow import block_task, create_task, move_task, record_verification
+from bno_orchestrator.config import load_escalation
+from bno_orchestrator.errors import ConfigError
+from bno_orchestrator.escalation import Escalation, escalate_now
+from bno_orchestrator.models import TaskStatus
+from bno_orchestrator.paths import data_root
+from bno_orchestrator.routing import route_backlog
+from bno_orchestrator.store import Store
+from bno_orchestrator.workflow import block_task, create_task, move_task, record_verification
 from tests.orchestrator.core_fixtures import FakeClock, init_repo
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.errors import ConfigError
-from orchestrator.models import TaskStatus
-from orchestrator.store import Store
-from orchestrator.workflow import block_task, create_task, move_task
-from orchestrator.yamlexport import dump_export, export_tasks, import_tasks
+from bno_orchestrator.errors import ConfigError
+from bno_orchestrator.models import TaskStatus
+from bno_orchestrator.store import Store
+from bno_orchestrator.workflow import block_task, create_task, move_task
+from bno_orchestrator.yamlexport import dump_export, export_tasks, import_tasks
 from tests.orchestrator.core_fixtures import FakeClock, shipped_workflow
 
 

@@ -10,11 +10,11 @@ import random
 import time
 from collections import Counter
 
-from orchestrator.config import load_agent_specs
-from orchestrator.models import ScoringConfig, Task
-from orchestrator.paths import data_root
-from orchestrator.routing import route
-from orchestrator.scoring import score_tasks
+from bno_orchestrator.config import load_agent_specs
+from bno_orchestrator.models import ScoringConfig, Task
+from bno_orchestrator.paths import data_root
+from bno_orchestrator.routing import route
+from bno_orchestrator.scoring import score_tasks
 from tests.orchestrator.core_fixtures import START, shipped_rules
 
 N_TASKS = 10_000

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.models import Event
-from orchestrator.reports.charts import burnup_svg, velocity_svg
-from orchestrator.reports.render import md_escape, render_html, render_markdown
-from orchestrator.reports.viewmodel import (
+from bno_orchestrator.models import Event
+from bno_orchestrator.reports.charts import burnup_svg, velocity_svg
+from bno_orchestrator.reports.render import md_escape, render_html, render_markdown
+from bno_orchestrator.reports.viewmodel import (
     WeeklyReport,
     Window,
     build_weekly,
@@ -25,9 +25,9 @@ from orchestrator.reports.viewmodel import (
     weekly_from_store,
     window_ending,
 )
-from orchestrator.store import Store
-from orchestrator.workflow import Workflow, block_task, create_task, move_task
-from quality_gates.results import GateResult, ResultsDB, RunRecord
+from bno_orchestrator.store import Store
+from bno_orchestrator.workflow import Workflow, block_task, create_task, move_task
+from bno_quality_gates.results import GateResult, ResultsDB, RunRecord
 from tests.orchestrator.core_fixtures import FakeClock, shipped_workflow
 
 HUMAN = "human:lead"
@@ -227,7 +227,7 @@ def test_windows_and_escaping_helpers() -> None:
 
 
 def test_cli_writes_reports_atomically(scenario: Scenario, capsys: pytest.CaptureFixture[str]) -> None:
-    from orchestrator.cli import main
+    from bno_orchestrator.cli import main
 
     repo = str(scenario.repo)
     out = scenario.repo / "out" / "week.md"

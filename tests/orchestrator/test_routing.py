@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agents import AgentSpec
-from orchestrator.config import load_routing
-from orchestrator.errors import ConfigError
-from orchestrator.models import Event, ScoringConfig, Task, TaskStatus
-from orchestrator.paths import data_root
-from orchestrator.routing import Decision, route, route_backlog
-from orchestrator.scoring import score_tasks
-from orchestrator.store import Store
-from orchestrator.workflow import create_task, record_verification
-from orchestrator.workload import TrackRecord, high_streaks
+from bno_orchestrator.agents import AgentSpec
+from bno_orchestrator.config import load_routing
+from bno_orchestrator.errors import ConfigError
+from bno_orchestrator.models import Event, ScoringConfig, Task, TaskStatus
+from bno_orchestrator.paths import data_root
+from bno_orchestrator.routing import Decision, route, route_backlog
+from bno_orchestrator.scoring import score_tasks
+from bno_orchestrator.store import Store
+from bno_orchestrator.workflow import create_task, record_verification
+from bno_orchestrator.workload import TrackRecord, high_streaks
 from tests.orchestrator.core_fixtures import START, FakeClock, agent, init_repo, shipped_rules
 
 AGENT_IDS = ("architect", "code", "debug", "best-practices", "inference-engine", "performance", "error-handling",
@@ -188,7 +188,7 @@ def test_unknown_agent_or_component_in_routing_yaml(tmp_path: Path) -> None:
 
 
 def test_shipped_configuration_is_consistent(tmp_path: Path) -> None:
-    from orchestrator.config import validate_all
+    from bno_orchestrator.config import validate_all
 
     config = init_repo(tmp_path)
     assert validate_all(tmp_path) == []

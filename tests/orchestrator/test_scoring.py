@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.models import ScoringConfig, Task, TaskStatus
-from orchestrator.scoring import explain_lines, rank, score_tasks
+from bno_orchestrator.models import ScoringConfig, Task, TaskStatus
+from bno_orchestrator.scoring import explain_lines, rank, score_tasks
 from tests.orchestrator.core_fixtures import START
 
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.errors import NotFoundError, StoreError, TransitionError
-from orchestrator.models import Event, TaskStatus
-from orchestrator.store import MIGRATIONS, SCHEMA_VERSION, Store, replay
-from orchestrator.workflow import block_task, create_task, edit_task, move_task, unblock_task
+from bno_orchestrator.errors import NotFoundError, StoreError, TransitionError
+from bno_orchestrator.models import Event, TaskStatus
+from bno_orchestrator.store import MIGRATIONS, SCHEMA_VERSION, Store, replay
+from bno_orchestrator.workflow import block_task, create_task, edit_task, move_task, unblock_task
 from tests.orchestrator.core_fixtures import START, FakeClock, shipped_workflow
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_workflow
-from orchestrator.errors import ConfigError, NotFoundError, TransitionError, UserError
-from orchestrator.models import TaskStatus
-from orchestrator.paths import data_root
-from orchestrator.store import Store
-from orchestrator.workflow import block_task, create_task, edit_task, move_task, unblock_task
+from bno_orchestrator.config import load_workflow
+from bno_orchestrator.errors import ConfigError, NotFoundError, TransitionError, UserError
+from bno_orchestrator.models import TaskStatus
+from bno_orchestrator.paths import data_root
+from bno_orchestrator.store import Store
+from bno_orchestrator.workflow import block_task, create_task, edit_task, move_task, unblock_task
 from tests.orchestrator.core_fixtures import FakeClock, shipped_workflow
 
 

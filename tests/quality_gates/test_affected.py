@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from quality_gates.affected import changed_files, components_of, glob_regex, load_components, matches
-from quality_gates.errors import ConfigError, GateError
-from quality_gates.runner import Runner, RunOptions
-from quality_gates.spec import load_gates
+from bno_quality_gates.affected import changed_files, components_of, glob_regex, load_components, matches
+from bno_quality_gates.errors import ConfigError, GateError
+from bno_quality_gates.runner import Runner, RunOptions
+from bno_quality_gates.spec import load_gates
 from tests.quality_gates.conftest import git, pyc, write_gates
 
 GATES = f"""

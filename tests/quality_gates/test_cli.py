@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from quality_gates.export_actions import job_id, workflow
-from quality_gates.spec import load_gates
+from bno_orchestrator.cli import main
+from bno_quality_gates.export_actions import job_id, workflow
+from bno_quality_gates.spec import load_gates
 from tests.quality_gates.conftest import git, pyc, write_gates
 
 GATES = f"""

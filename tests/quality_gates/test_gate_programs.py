@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from quality_gates.gates.perf import Samples, extract, judge, parse_json_output
-from quality_gates.gates.test import changed_lines, component_of_test, diff_coverage
-from quality_gates.junit import parse_junit
-from quality_gates.runner import parse_metrics
+from bno_quality_gates.gates.perf import Samples, extract, judge, parse_json_output
+from bno_quality_gates.gates.test import changed_lines, component_of_test, diff_coverage
+from bno_quality_gates.junit import parse_junit
+from bno_quality_gates.runner import parse_metrics
 from tests.quality_gates.conftest import git
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def _perf(repo: Path, tmp: Path, *extra: str) -> tuple[int, dict[str, object], s
     env = {**os.environ, "GATE_REPO": str(repo), "GATE_WORKDIR": str(repo), "GATE_OUT": str(tmp),
            "GATE_PARAMS": json.dumps({"benches": benches, "pairs": 2, "confirm_pairs": 2, "threshold": 0.10}),
            "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "quality_gates.gates.perf", *extra], cwd=repo, env=env,
+    proc = subprocess.run([sys.executable, "-m", "bno_quality_gates.gates.perf", *extra], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, parse_metrics(proc.stdout), proc.stdout + proc.stderr
 
@@ -115,7 +115,7 @@ def test_docs_gate_runs_for_real_on_this_repo(tmp_path: Path) -> None:
     """The docs gate against this repository's bitnet/, kernels/, orchestrator/ and quality_gates/."""
     env = {**os.environ, "GATE_WORKDIR": str(ROOT), "GATE_REPO": str(ROOT), "GATE_OUT": str(tmp_path)}
     env.pop("GATE_PARAMS", None)
-    proc = subprocess.run([sys.executable, "-m", "quality_gates.gates.docs"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "bno_quality_gates.gates.docs"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     metrics = parse_metrics(proc.stdout)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
@@ -128,7 +128,7 @@ def test_docs_gate_runs_for_real_on_this_repo(tmp_path: Path) -> None:
 
 
 def test_docs_gate_readme_command_checks(tmp_path: Path) -> None:
-    from quality_gates.gates.docs import check_cli_command, check_readme, docstring_coverage
+    from bno_quality_gates.gates.docs import check_cli_command, check_readme, docstring_coverage
 
     assert check_cli_command("orchestrator", ["gates", "run", "--all", "--base", "main"]) is None
     assert "no subcommand 'launch'" in str(check_cli_command("orchestrator", ["gates", "launch"]))
@@ -155,8 +155,8 @@ def test_docs_gate_readme_command_checks(tmp_path: Path) -> None:
 def test_test_gate_counts_coverage_and_staged_diff_coverage(repo: Path) -> None:
     """The test gate through the runner on a toy project: JUnit counts per component, line coverage, and a
     staged change without tests failing diff coverage (the seed's "new features must include tests")."""
-    from quality_gates.runner import Runner, RunOptions
-    from quality_gates.spec import load_gates
+    from bno_quality_gates.runner import Runner, RunOptions
+    from bno_quality_gates.spec import load_gates
     from tests.quality_gates.conftest import write_gates
 
     (repo / "src" / "core" / "__init__.py").write_text("")
@@ -172,7 +172,7 @@ def test_test_gate_counts_coverage_and_staged_diff_coverage(repo: Path) -> None:
         """
         gates:
           test:
-            command: [python, -m, quality_gates.gates.test]
+            command: [python, -m, bno_quality_gates.gates.test]
             inputs: ["src/**", "tests/**"]
             errored_exit_codes: [2, 3]
             hooks: [pre-commit]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from quality_gates import hooks
-from quality_gates.errors import GateError
+from bno_quality_gates import hooks
+from bno_quality_gates.errors import GateError
 from tests.quality_gates.conftest import git, pyc, write_gates
 
 EXISTING = b"#!/bin/sh\n# a team's own hook\necho chained-ran >> \"$(git rev-parse --git-dir)/chained.log\"\nexit 0\n"
@@ -102,7 +102,7 @@ def test_hook_runs_chained_hook_then_gates_and_keeps_unstaged_work(repo: Path) -
         capture_output=True, text=True,
     )
     assert skipped.returncode == 0, skipped.stdout + skipped.stderr
-    from quality_gates.results import ResultsDB
+    from bno_quality_gates.results import ResultsDB
 
     with ResultsDB(repo / ".orchestrator" / "state.db") as db:
         latest = db.run("latest")

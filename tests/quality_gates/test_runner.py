@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from quality_gates.results import ResultsDB, RunRecord
-from quality_gates.runner import Runner, RunOptions
-from quality_gates.spec import load_gates
+from bno_quality_gates.results import ResultsDB, RunRecord
+from bno_quality_gates.runner import Runner, RunOptions
+from bno_quality_gates.spec import load_gates
 from tests.quality_gates.conftest import pyc, survivors, write_gates
 
 
@@ -385,7 +385,7 @@ def test_exclusive_gate_runs_alone(repo: Path, tmp_path: Path) -> None:
 
 
 def test_unknown_only_gate_is_a_user_error(repo: Path) -> None:
-    from quality_gates.errors import GateError
+    from bno_quality_gates.errors import GateError
 
     write_gates(repo, f"gates:\n  a:\n    command: {pyc('pass')}\n")
     with pytest.raises(GateError, match="unknown gate 'nope'"):
@@ -402,7 +402,7 @@ def test_sigterm_to_the_runner_kills_running_gates(repo: Path, tmp_path: Path) -
     write_gates(repo, f"gates:\n  hang:\n    command: {pyc(child)}\n    timeout: 120\n")
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "--repo", str(repo), "gates", "run", "--all", "--quiet"],
+        [sys.executable, "-m", "bno_orchestrator.cli", "--repo", str(repo), "gates", "run", "--all", "--quiet"],
         env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
@@ -422,8 +422,8 @@ def test_gate_tables_share_the_orchestrator_store(repo: Path) -> None:
     """Both components keep their own schema_version row in the one SQLite file, in either opening order."""
     import sqlite3
 
-    from orchestrator.paths import store_path
-    from orchestrator.store import Store
+    from bno_orchestrator.paths import store_path
+    from bno_orchestrator.store import Store
 
     write_gates(repo, f"gates:\n  a:\n    command: {pyc('pass')}\n")
     record = run(repo)

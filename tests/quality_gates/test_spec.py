@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from quality_gates.dag import build_graph, levels, order, to_dot, with_dependents, with_upstream
-from quality_gates.errors import ConfigError
-from quality_gates.spec import parse_dependency, parse_gates
+from bno_foundation.errors import ConfigError
+from bno_quality_gates.dag import build_graph, levels, order, to_dot, with_dependents, with_upstream
+from bno_quality_gates.spec import parse_dependency, parse_gates
 
 GOOD = """\
 gates:
@@ -93,8 +93,8 @@ def test_unknown_component_is_reported() -> None:
 def test_shipped_gates_file_is_valid() -> None:
     from pathlib import Path
 
-    from quality_gates.affected import load_components
-    from quality_gates.spec import load_gates
+    from bno_quality_gates.affected import load_components
+    from bno_quality_gates.spec import load_gates
 
     root = Path(__file__).resolve().parents[2] / "workflows"
     config = load_gates(root / "gates.yaml")
@@ -102,6 +102,6 @@ def test_shipped_gates_file_is_valid() -> None:
     config.check_components(set(components))
     assert {"build", "test", "perf", "docs", "integration"} <= set(config.gates)
     expected = {"bitnet-core", "bitnet-quant", "bitnet-inference", "bitnet-training", "bitnet-cli",
-                "bitnet-benchmarks", "kernels", "orchestrator", "quality-gates", "docs", "tests", "architecture",
+                "bitnet-benchmarks", "kernels", "orchestrator", "quality-gates", "foundation", "docs", "tests", "architecture",
                 "publishing"}
     assert expected == set(components)

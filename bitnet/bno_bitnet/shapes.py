@@ -1,0 +1,208 @@
+"""Random-weight models of named shapes, built directly in packed form (no weights can be downloaded here).
+
+``build_random_model("2b4t")`` makes a model of microsoft/bitnet-b1.58-2B-4T's shape whose ternary
+projections are random codes packed one projection at a time: no dense fp32 copy of the model ever
+exists (the largest temporary is one int8 (N, K) matrix). Embeddings (tied head) are bf16 by default.
+
+Every ternary matrix comes from its own generator, seeded by ``(seed, layer, projection)``, so the same
+seed gives the same weights at any depth and in any form: :func:`build_dense_model` builds the dense fp32
+twin (``nn.Linear`` layers holding ``Wq * beta``) of exactly the weights :func:`build_random_model` packs,
+one layer at a time, for like-for-like benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from bno_bitnet.errors import ConfigError
+from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer, Ternary
+
+PROJECTIONS: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")
+_EMBED_CHUNK_ROWS = 8192
+
+
+def _tiny() -> BitNetConfig:
+    return BitNetConfig(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                        tie_word_embeddings=True, bos_token_id=256, eos_token_id=257)
+
+
+SHAPES: dict[str, Callable[[], BitNetConfig]] = {
+    "2b4t": BitNetConfig.shape_2b4t,
+    "tiny": _tiny,
+}
+
+
+def shape_config(name: str, layers: int | None = None) -> BitNetConfig:
+    """The config of a named shape (case-insensitive), optionally cut to ``layers`` layers."""
+    key = name.strip().lower()
+    if key not in SHAPES:
+        raise ConfigError(f"unknown shape {name!r}; known shapes: {', '.join(sorted(SHAPES))}")
+    config = SHAPES[key]()
+    if layers is not None:
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+            raise ConfigError(f"--layers: must be a positive integer, got {layers!r}")
+        config.num_hidden_layers = layers
+    return config
+
+
+def _projection_shapes(config: BitNetConfig) -> dict[str, tuple[int, int]]:
+    return {name.split(".")[1].removesuffix("_proj"): shape for name, shape in config.linear_shapes().items()}
+
+
+def random_ternary(seed: int, layer: int, projection: str, shape: tuple[int, int]) -> Ternary:
+    """The ternary matrix of ``projection`` in ``layer``: int8 (N, K) codes in {-1, 0, 1} and beta.
+
+    Deterministic in ``(seed, layer, projection)``; beta = 1/sqrt(K) keeps activations O(1).
+    """
+    index = PROJECTIONS.index(projection)
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed((seed * 1_000_003 + layer * 101 + index + 1) % 2**63)
+    n, k = shape
+    wq = torch.randint(-1, 2, (n, k), dtype=torch.int8, generator=gen)  # (N, K)
+    return wq, torch.tensor(1.0 / math.sqrt(k), dtype=torch.float32)
+
+
+def layer_weights(config: BitNetConfig, seed: int, layer: int) -> dict[str, Ternary]:
+    """All seven ternary projections of one layer, keyed q k v o gate up down."""
+    shapes = _projection_shapes(config)
+    return {p: random_ternary(seed, layer, p, shapes[p]) for p in PROJECTIONS}
+
+
+def fill_random_embedding(weight: torch.Tensor, seed: int, std: float,
+                          round_to: torch.dtype | None = None) -> None:
+    """Fill an embedding (V, H) in place with N(0, std), in row chunks (no fp32 copy of the whole table).
+
+    The values depend on ``seed`` only; ``round_to`` rounds them through that dtype first (so an fp32
+    table can hold exactly the values of a bf16 one).
+    """
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed((seed * 1_000_003 + 7_777_777) % 2**63)
+    with torch.no_grad():
+        for start in range(0, weight.shape[0], _EMBED_CHUNK_ROWS):
+            rows = weight[start:start + _EMBED_CHUNK_ROWS]  # (C, H)
+            values = torch.randn(rows.shape, generator=gen) * std
+            rows.copy_(values if round_to is None else values.to(round_to))
+
+
+def _new_model(cfg: BitNetConfig, dtype: torch.dtype, embed_dtype: torch.dtype) -> BitNetForCausalLM:
+    """An uninitialized inference-mode model: activations in ``dtype``, embeddings stored in ``embed_dtype``."""
+    return BitNetForCausalLM(cfg, "inference", dtype=dtype, embed_dtype=embed_dtype, init=False)
+
+
+def _fill_embeddings(model: BitNetForCausalLM, cfg: BitNetConfig, seed: int,
+                     round_to: torch.dtype | None = None) -> None:
+    """Random embedding (and untied head); ``round_to``: round the values through that dtype first."""
+    fill_random_embedding(model.model.embed_tokens.weight, seed, cfg.initializer_range, round_to)
+    if model.lm_head is not None:
+        fill_random_embedding(model.lm_head.weight, seed + 1, cfg.initializer_range, round_to)
+
+
+def _check_shape_args(config: BitNetConfig | str, layers: int | None) -> BitNetConfig:
+    if isinstance(config, str):
+        return shape_config(config, layers)
+    if layers is not None:
+        raise ConfigError("layers: give it with a shape name, or set num_hidden_layers in the config")
+    return config
+
+
+def build_random_model(config: BitNetConfig | str, *, layers: int | None = None, seed: int = 0,
+                       dtype: torch.dtype = torch.float32, embed_dtype: torch.dtype = torch.bfloat16,
+                       lm_head_int8: bool = False, int8_embedding: bool = False) -> BitNetForCausalLM:
+    """An inference-mode model of a shape (name or config) with random packed ternary weights.
+
+    Built layer by layer: each projection's int8 codes are generated, packed and dropped before the next.
+    ``dtype``: activations and norms; ``embed_dtype``: storage of the embedding (and untied head); bf16
+    keeps 2B4T's table at 656 MB. Where the model class has a single dtype, ``embed_dtype`` is used for all.
+    """
+    cfg = _check_shape_args(config, layers)
+    for name, value in (("dtype", dtype), ("embed_dtype", embed_dtype)):
+        if value not in (torch.float32, torch.bfloat16):
+            raise ConfigError(f"{name}: expected float32 or bfloat16, got {value}")
+    model = _new_model(cfg, dtype, embed_dtype)
+    _fill_embeddings(model, cfg, seed)
+    layer_dtype = model.dtype
+    for idx, layer in enumerate(model.model.layers):
+        assert isinstance(layer, DecoderLayer)
+        weights = layer_weights(cfg, seed, idx)
+        layer.self_attn.set_ternary({p: weights[p] for p in ("q", "k", "v", "o")}, "inference", layer_dtype)
+        layer.mlp.set_ternary({p: weights[p] for p in ("gate", "up", "down")}, "inference", layer_dtype)
+        del weights
+    if lm_head_int8 or int8_embedding:
+        model.quantize_head_int8(int8_embedding=int8_embedding)
+    release_freed_memory()
+    return model.eval()
+
+
+def _dense(parts: list[Ternary], dtype: torch.dtype) -> nn.Linear:
+    """nn.Linear whose weight is the row concatenation of ``wq * beta`` of each part."""
+    n = sum(p[0].shape[0] for p in parts)
+    k = parts[0][0].shape[1]
+    linear = nn.Linear(k, n, bias=False, device="meta")
+    weight = torch.empty(n, k, dtype=dtype)  # (N, K)
+    row = 0
+    for wq, beta in parts:
+        weight[row:row + wq.shape[0]] = wq.to(dtype) * beta.to(dtype)
+        row += wq.shape[0]
+    linear.weight = nn.Parameter(weight, requires_grad=False)
+    return linear
+
+
+def build_dense_model(config: BitNetConfig | str, *, layers: int | None = None, seed: int = 0,
+                      dtype: torch.dtype = torch.float32,
+                      embed_values: torch.dtype = torch.bfloat16) -> BitNetForCausalLM:
+    """The dense twin of :func:`build_random_model` (same seed, same weights): plain ``nn.Linear`` layers.
+
+    Everything is stored in ``dtype`` (fp32 by default): weights ``Wq * beta``, and the embedding with the
+    values of :func:`build_random_model`'s table of dtype ``embed_values``. Activations are not quantized:
+    the usual dense baseline. Built one layer at a time (peak: the finished layers plus one).
+    """
+    cfg = _check_shape_args(config, layers)
+    model = BitNetForCausalLM(cfg, "inference", dtype=dtype, init=False)
+    _fill_embeddings(model, cfg, seed, round_to=embed_values)
+    for idx, layer in enumerate(model.model.layers):
+        assert isinstance(layer, DecoderLayer)
+        w = layer_weights(cfg, seed, idx)
+        attn, mlp = layer.self_attn, layer.mlp
+        attn.qkv_proj = _dense([w["q"], w["k"], w["v"]], dtype)  # type: ignore[assignment]
+        attn.o_proj = _dense([w["o"]], dtype)  # type: ignore[assignment]
+        mlp.gate_up_proj = _dense([w["gate"], w["up"]], dtype)  # type: ignore[assignment]
+        mlp.down_proj = _dense([w["down"]], dtype)  # type: ignore[assignment]
+        del w
+    release_freed_memory()
+    return model.eval()
+
+
+def release_freed_memory() -> bool:
+    """Hand memory freed by the build (per-projection temporaries) back to the OS (glibc ``malloc_trim``).
+
+    glibc keeps freed blocks below its mmap threshold in the heap, which otherwise shows as resident
+    memory of the model. Returns False where there is no glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
+def use_int8_head(model: BitNetForCausalLM, int8_embedding: bool = False) -> BitNetForCausalLM:
+    """Switch ``model`` to a per-row int8 output head; ``int8_embedding`` (tied models) also looks the
+    embeddings up in that int8 table and drops the float embedding."""
+    model.quantize_head_int8(int8_embedding=int8_embedding)
+    release_freed_memory()
+    return model

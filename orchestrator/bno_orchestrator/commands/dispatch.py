@@ -1,0 +1,108 @@
+"""``orchestrator dispatch [TASK_ID|--next] [--dry-run] [--executor KIND] [--no-verify]``.
+
+Runs the routed primary agent of a task in the task's own git worktree, then verifies the worktree with
+the gate DAG: the gates decide whether the task moves on to review, not what the agent says. Exit code 0
+when the gates passed (or for a dry run, a hand-off or ``--no-verify``), 1 when they did not.
+``--cleanup TASK_ID`` removes the task's worktree (the branch stays unless ``--delete-branch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
+from bno_orchestrator.commands import add_json_flag
+from bno_orchestrator.commands.core_support import console, repo
+
+KINDS = ("claude", "codex", "aider", "gemini", "shell", "manual")
+
+
+def _print(result: Any) -> None:
+    out = console()
+    head = f"attempt {result.attempt}" + (" (dry run: nothing recorded)" if result.dry_run else "")
+    out.print(f"[bold]{result.task_id}[/bold] {result.title}: {result.agent} via {result.executor}, {head}")
+    out.print(f"  worktree: {result.worktree} (branch {result.branch}, base {result.base[:12]})")
+    if result.argv:
+        out.print(f"  argv: {' '.join(result.argv)}")
+    if result.dry_run:
+        out.print("  prompt:")
+        for line in (result.prompt or "").splitlines():
+            out.print(f"    {line}", markup=False)
+    if result.prompt_file:
+        out.print(f"  prompt file: {result.prompt_file}")
+    outcome = result.outcome
+    if outcome is not None and not outcome.handoff:
+        ended = "timed out" if outcome.timed_out else f"exit code {outcome.exit_code}"
+        out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}")
+        if outcome.claim:
+            first = outcome.claim.strip().splitlines()[0]
+            out.print(f"  agent's claim (not trusted): {first}", markup=False)
+    verification = result.verification
+    if verification is not None:
+        style = "green" if verification.passed else "red"
+        verdict = "PASSED" if verification.passed else "FAILED"
+        out.print(f"  gates: [{style}]{verdict}[/] {verification.reason}")
+    if result.commit:
+        out.print(f"  committed {result.commit[:12]} on {result.branch}")
+    for escalation in result.escalations:
+        agents = ", ".join(escalation.agents) or "-"
+        out.print(f"  [yellow]escalated[/]: {escalation.rule} -> {agents} ({escalation.reason})")
+    for note in result.notes:
+        out.print(f"  {note}", markup=False)
+    if result.status:
+        out.print(f"  status: {result.status}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``dispatch``."""
+    from bno_orchestrator.errors import UserError
+
+    target = repo(args)
+    if args.cleanup:
+        from bno_orchestrator.dispatch.worktree import cleanup
+
+        if args.task_id is None:
+            raise UserError("--cleanup needs the TASK_ID whose worktree to remove")
+        report = cleanup(target, args.task_id, delete_branch=args.delete_branch)
+        if args.json:
+            print_json(report)
+        else:
+            what = "removed" if report["removed"] else "had no worktree at"
+            extra = f"; branch {report['branch']} deleted" if report["branch_deleted"] else ""
+            console().print(f"{args.task_id}: {what} {report['path']}{extra}")
+        return EXIT_OK
+    from bno_orchestrator.dispatch import DispatchOptions, dispatch
+
+    options = DispatchOptions(
+        task_id=args.task_id, next=args.next, dry_run=args.dry_run, executor=args.executor,
+        verify=not args.no_verify, verify_only=args.verify_only, base=args.base, timeout=args.timeout,
+    )
+    result = dispatch(target, options)
+    if args.json:
+        print_json(result.as_json())
+    else:
+        _print(result)
+    if result.verification is not None and not result.verification.passed:
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    """Add ``dispatch``."""
+    parser = sub.add_parser("dispatch", help="run a routed task's agent in its git worktree; the gates verify it")
+    parser.add_argument("task_id", nargs="?", default=None, metavar="TASK_ID", help="the task (or --next)")
+    parser.add_argument("--next", action="store_true", help="the best-scored assigned task that is ready")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show the prompt, argv and worktree; run and record nothing")
+    parser.add_argument("--executor", choices=KINDS, default=None, help="override the agent's executor kind")
+    parser.add_argument("--no-verify", action="store_true", help="do not run the gates after the executor")
+    parser.add_argument("--verify-only", action="store_true",
+                        help="run no executor: verify the task's worktree as it is (after a manual hand-off)")
+    parser.add_argument("--base", default=None, help="the commit a new worktree starts from (default HEAD)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds before the executor's process group is killed (default: the agent's, else 1800)")
+    parser.add_argument("--cleanup", action="store_true", help="remove the worktree of TASK_ID")
+    parser.add_argument("--delete-branch", action="store_true", help="with --cleanup: also delete its branch")
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)

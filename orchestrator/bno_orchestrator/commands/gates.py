@@ -1,0 +1,280 @@
+"""``orchestrator gates run|status|graph|history|export``: the quality-gate DAG (thin over quality_gates)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from bno_foundation.cli import EXIT_OK, print_json
+from bno_orchestrator.commands import add_json_flag, repo_from_args
+from bno_orchestrator.errors import NotFoundError, UserError
+from bno_orchestrator.paths import data_root, state_dir, store_path
+
+
+def gates_file(repo: Path, explicit: str | None) -> Path:
+    """``--config``, else the repo's ``workflows/gates.yaml``, else the shipped one."""
+    if explicit:
+        return Path(explicit)
+    own = repo / "workflows" / "gates.yaml"
+    return own if own.is_file() else data_root() / "workflows" / "gates.yaml"
+
+
+def _config(args: argparse.Namespace) -> tuple[Path, Any]:
+    from bno_quality_gates.spec import load_gates
+
+    repo = repo_from_args(args)
+    return repo, load_gates(gates_file(repo, args.config))
+
+
+def _progress(console: Any) -> Any:
+    def on_event(event: str, name: str, result: Any) -> None:
+        if event == "start":
+            console.print(f"[dim]…[/] {name} started")
+            return
+        from bno_quality_gates.summary import STATUS_STYLE
+
+        style = STATUS_STYLE.get(result.status, "")
+        detail = f" ({result.reason})" if result.reason else ""
+        console.print(f"[{style}]{result.status:>8}[/] {name} {result.duration:.2f}s{detail}")
+
+    return on_event
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the gates (affected by default; --all, --only, --hook)."""
+    from rich.console import Console
+
+    from bno_quality_gates.runner import Runner, RunOptions, skip_from_env
+    from bno_quality_gates.summary import render_table
+
+    repo = repo_from_args(args)
+    if args.hook == "pre-commit" and not args.json:
+        # the fast path: no validation machinery when no staged file can affect any gate
+        from bno_quality_gates.fastpath import nothing_affected, record_noop
+        from bno_quality_gates.fastpath import skip_from_env as skips
+
+        staged = nothing_affected(repo, gates_file(repo, args.config))
+        if staged is not None:
+            run_id = record_noop(store_path(repo), repo, staged, skips())
+            print(f"PASSED: no gate affected by the {len(staged)} staged file(s) (run {run_id})")
+            return EXIT_OK
+    repo, config = _config(args)
+    if args.hook:
+        mode = "hook"
+    elif args.all:
+        mode = "all"
+    elif args.only:
+        mode = "only"
+    else:
+        mode = "affected"
+    if args.no_deps and mode != "only":
+        raise UserError("--no-deps goes with --only")
+    source = args.source or ("index" if args.hook == "pre-commit" else "worktree")
+    base = args.base
+    if base and set(base) == {"0"}:
+        base = None  # git's "no commit" (a new branch pushed, a first push in CI)
+    options = RunOptions(
+        repo=repo,
+        mode=mode,
+        hook=args.hook,
+        base=base,
+        only=list(args.only or []),
+        no_deps=args.no_deps,
+        use_cache=not args.no_cache,
+        workers=args.workers,
+        skip=skip_from_env(),
+        source=source,
+        state_dir=state_dir(repo),
+        db_path=store_path(repo),
+    )
+    err = Console(stderr=True, highlight=False)
+    runner = Runner(config, options, on_event=None if (args.json or args.quiet) else _progress(err))
+    record = runner.run()
+    if args.json:
+        print_json(record.to_json())
+    elif args.quiet:
+        from bno_quality_gates.summary import verdict_line
+
+        print(verdict_line(record))
+    else:
+        render_table(record)
+        print(f"records: {record.run_dir}")
+    if record.overridden:
+        err.print(f"[yellow]SKIP requested for required gate(s) {', '.join(record.overridden)}: recorded, not green[/]")
+    return record.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per gate: required, hooks, whether the cache holds a pass for the current inputs, the last result."""
+    from bno_quality_gates.results import ResultsDB
+    from bno_quality_gates.runner import Runner, RunOptions
+
+    repo, config = _config(args)
+    runner = Runner(config, RunOptions(repo=repo, state_dir=state_dir(repo), db_path=store_path(repo)))
+    keys = runner.compute_keys(list(config.gates), repo)
+    rows = []
+    with ResultsDB(store_path(repo)) as db:
+        last = db.runs(1)
+        for name, spec in config.gates.items():
+            history = db.history(name, limit=1)
+            hit = db.cache_get(keys[name], runner.machine) if spec.cache else None
+            rows.append(
+                {
+                    "gate": name,
+                    "required": spec.required,
+                    "hooks": spec.hooks,
+                    "depends": spec.depends,
+                    "cache": "fresh" if hit else "stale",
+                    "last_status": history[0]["status"] if history else None,
+                    "last_run": history[0]["run_id"] if history else None,
+                }
+            )
+    if args.json:
+        print_json({"gates": rows, "last_run": last[0] if last else None})
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"gates of {repo}")
+    for column in ("gate", "required", "hooks", "depends", "cache", "last status", "last run"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["gate"], "yes" if row["required"] else "no", ",".join(row["hooks"]), ",".join(row["depends"]),
+            row["cache"], row["last_status"] or "-", row["last_run"] or "-",
+        )
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    if last:
+        console.print(f"last run {last[0]['run_id']}: {'passed' if last[0]['passed'] else 'not green'}")
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Print the DAG: waves of gates that can run in parallel, edges with conditions (or DOT, or JSON)."""
+    from bno_quality_gates.dag import build_graph, levels, to_dot
+
+    _, config = _config(args)
+    graph = build_graph(config)
+    if args.json:
+        print_json(
+            {
+                "levels": levels(graph),
+                "edges": [{"from": u, "to": v, "condition": d["condition"]} for u, v, d in sorted(graph.edges(data=True))],
+                "gates": {n: s.model_dump(mode="json") for n, s in config.gates.items()},
+            }
+        )
+    elif args.dot:
+        sys.stdout.write(to_dot(graph))
+    else:
+        for depth, wave in enumerate(levels(graph)):
+            for name in wave:
+                spec = config.gates[name]
+                deps = ", ".join(spec.depends) or "-"
+                flags = [f for f, on in (("required", spec.required), ("gpu", spec.resources.gpu > 0),
+                                         ("exclusive", spec.exclusive), ("machine-bound", spec.machine_bound)) if on]
+                print(f"{depth}  {name:<14} depends: {deps:<28} {' '.join(flags)}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Recorded runs (newest first), one run in full (--run), or one gate's results (--gate)."""
+    from bno_quality_gates.results import ResultsDB
+    from bno_quality_gates.summary import status_counts
+
+    repo = repo_from_args(args)
+    with ResultsDB(store_path(repo)) as db:
+        if args.run:
+            record = db.run(args.run)
+            if record is None:
+                raise NotFoundError(f"no gate run {args.run!r}")
+            data: Any = record
+        elif args.gate:
+            data = db.history(args.gate, limit=args.limit)
+        else:
+            data = db.runs(args.limit)
+    if args.json or args.run:
+        print_json(data)
+        return EXIT_OK
+    if args.gate:
+        for row in data:
+            print(f"{row['run_id']}  {row['status']:<8} {row['duration']:8.2f}s  attempts {row['attempts']}  {row['reason']}")
+    else:
+        for row in data:
+            statuses = status_counts(row["statuses"]) or "nothing ran"
+            verdict = "passed" if row["passed"] else "NOT GREEN"
+            print(f"{row['run_id']}  {verdict:<9} {row['mode']:<8} {row['finished'] - row['started']:7.2f}s  {statuses}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a GitHub Actions workflow mirroring the DAG."""
+    from bno_quality_gates.export_actions import export
+
+    if not args.github_actions:
+        raise UserError("choose an export format: --github-actions")
+    repo, config = _config(args)
+    output = Path(args.output) if args.output else repo / ".github" / "workflows" / "gates.yml"
+    options: dict[str, Any] = {"gpu_labels": tuple(args.gpu_label or ("self-hosted", "gpu")), "python": args.python}
+    if args.setup:
+        options["setup"] = args.setup
+    path = export(config, output, **options)
+    if args.json:
+        print_json({"written": str(path)})
+    else:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    """Add ``gates`` and its subcommands."""
+    parser = sub.add_parser("gates", help="run and inspect the quality-gate DAG")
+    gates = parser.add_subparsers(title="gates commands", metavar="SUBCOMMAND", parser_class=type(parser))
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", default=None, help="the gates file (default: workflows/gates.yaml)")
+        add_json_flag(p)
+
+    run = gates.add_parser("run", help="run the affected gates (or --all, --only, --hook)")
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every gate, affected or not")
+    which.add_argument("--only", nargs="+", metavar="GATE", help="these gates (and their upstream)")
+    which.add_argument("--hook", choices=["pre-commit", "pre-push"], help="what a git hook runs")
+    run.add_argument("--base", default=None, help="the base ref: changes since it (default: uncommitted work)")
+    run.add_argument("--no-deps", action="store_true", help="with --only: do not run upstream gates")
+    run.add_argument("--no-cache", action="store_true", help="run even when a pass is cached")
+    run.add_argument("--workers", type=int, default=None, help="parallel gates (default: gates.yaml)")
+    run.add_argument("--source", choices=["worktree", "index"], default=None,
+                     help="test the working tree, or a snapshot of the staged content (pre-commit default)")
+    run.add_argument("--quiet", action="store_true", help="only the verdict line")
+    common(run)
+    run.set_defaults(handler=cmd_run)
+
+    status = gates.add_parser("status", help="each gate: cache freshness and last result")
+    common(status)
+    status.set_defaults(handler=cmd_status)
+
+    graph = gates.add_parser("graph", help="show the DAG")
+    graph.add_argument("--dot", action="store_true", help="Graphviz DOT")
+    common(graph)
+    graph.set_defaults(handler=cmd_graph)
+
+    history = gates.add_parser("history", help="recorded runs and gate results")
+    history.add_argument("--gate", default=None)
+    history.add_argument("--run", default=None, help="one run in full (an id, or 'latest')")
+    history.add_argument("--limit", type=int, default=20)
+    common(history)
+    history.set_defaults(handler=cmd_history)
+
+    export = gates.add_parser("export", help="export the DAG for a CI system")
+    export.add_argument("--github-actions", action="store_true", help="a GitHub Actions workflow")
+    export.add_argument("--output", default=None, help="default .github/workflows/gates.yml")
+    export.add_argument("--gpu-label", action="append", help="runner labels for GPU gates (repeatable)")
+    export.add_argument("--python", default="3.11")
+    export.add_argument("--setup", default=None,
+                        help="the install step of each job (default: pip install -e .[dev]); e.g. "
+                             "'bash scripts/setup.sh && echo $PWD/.venv/bin >> $GITHUB_PATH'")
+    common(export)
+    export.set_defaults(handler=cmd_export)

@@ -1,0 +1,342 @@
+"""``orchestrator task add | list | show | edit | move | block | unblock | explain``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bno_foundation.cli import print_json
+from bno_orchestrator.commands import add_json_flag
+from bno_orchestrator.commands.core_support import (
+    actor_of,
+    add_actor_flag,
+    console,
+    fmt,
+    load,
+    num,
+    open_store,
+)
+
+_INT_FIELDS = ("impact", "urgency", "dependencies", "resources", "risk", "business_value", "time_criticality",
+               "risk_reduction", "job_size")
+
+
+def _add_field_flags(parser: argparse.ArgumentParser, *, edit: bool) -> None:
+    parser.add_argument("--description", default=None)
+    parser.add_argument("--type", default=None, help="a task type of routing.yaml (default: implementation)")
+    parser.add_argument("--component", action="append", default=None, dest="components",
+                        help="a component id (repeat for several)")
+    parser.add_argument("--complexity", default=None, help="1..4 or simple|medium|high|critical")
+    for name in _INT_FIELDS:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, dest=name)
+    parser.add_argument("--depends-on", action="append", default=None, dest="depends_on",
+                        help="a task id this one waits for (repeat for several)")
+    parser.add_argument("--label", action="append", default=None, dest="labels")
+    parser.add_argument("--assignee", action="append", default=None, dest="assignees",
+                        help="assign by hand (the router then keeps this choice)")
+    parser.add_argument("--milestone", default=None)
+    parser.add_argument("--phase", default=None)
+    parser.add_argument("--estimate", type=float, default=None, help="hours")
+    parser.add_argument("--due", default=None, help="ISO date or datetime (UTC)")
+    if edit:
+        parser.add_argument("--title", default=None)
+        parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                            help="set any editable field; VALUE is YAML (e.g. labels=[a, b], impact=null)")
+    add_actor_flag(parser)
+    parser.add_argument("--reason", default="", help="why (recorded in the event)")
+    add_json_flag(parser)
+
+
+def _fields(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("description", "type", "components", "complexity", *_INT_FIELDS, "depends_on", "labels",
+             "assignees", "milestone", "phase", "estimate", "due", "title")
+    out = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    import yaml
+
+    from bno_orchestrator.errors import UserError
+
+    for item in getattr(args, "set", []) or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected FIELD=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "cannot parse"
+            raise UserError(f"--set {key}: invalid YAML value {raw!r}: {problem}") from None
+    return out
+
+
+def _task_json(task: Any, score: Any = None) -> dict[str, Any]:
+    data: dict[str, Any] = task.model_dump(mode="json")
+    if score is not None:
+        data["score"] = score.value
+        data["blocked"] = score.blocked
+        data["blocked_by"] = list(score.blocked_by)
+        data["blocks"] = list(score.blocks)
+    return data
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """Handle ``task add``."""
+    from bno_orchestrator.workflow import create_task
+
+    config = load(args)
+    fields = _fields(args)
+    fields["title"] = args.title
+    if args.id:
+        fields["id"] = args.id
+    with open_store(args) as store:
+        task = create_task(store, fields, actor=actor_of(args), reason=args.reason,
+                           known_types=config.task_types, known_components=config.components)
+    if args.json:
+        print_json(_task_json(task))
+    else:
+        console().print(f"added [bold]{task.id}[/bold] {task.title} ({task.type}, {task.complexity_name})")
+    return 0
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    """Handle ``task edit``."""
+    from bno_orchestrator.errors import UserError
+    from bno_orchestrator.workflow import edit_task
+
+    config = load(args)
+    changes = _fields(args)
+    if not changes:
+        raise UserError("nothing to change: give at least one field flag or --set FIELD=VALUE")
+    with open_store(args) as store:
+        task = edit_task(store, args.id, changes, actor=actor_of(args), reason=args.reason,
+                         known_types=config.task_types, known_components=config.components)
+    if args.json:
+        print_json(_task_json(task))
+    else:
+        console().print(f"edited [bold]{task.id}[/bold]: {', '.join(sorted(changes))}")
+    return 0
+
+
+def _scores(config: Any, tasks: list[Any], scorer: str | None, now: Any) -> dict[str, Any]:
+    from bno_orchestrator.scoring import score_tasks
+
+    return score_tasks(tasks, config.scoring, now=now, scorer=scorer)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Handle ``task list``."""
+    from rich.table import Table
+
+    from bno_orchestrator.scoring import rank
+
+    config = load(args)
+    with open_store(args) as store:
+        tasks = store.tasks()
+        now = store.now()
+    scores = _scores(config, tasks, args.scorer, now)
+    by_id = {t.id: t for t in tasks}
+    order = [i for i in rank(scores) if _keep(by_id[i], args)]
+    if args.limit is not None:
+        order = order[: args.limit]
+    if args.json:
+        print_json({"scorer": args.scorer or config.scoring.scorer,
+                    "tasks": [_task_json(by_id[i], scores[i]) for i in order]})
+        return 0
+    table = Table(title=f"tasks (scorer: {args.scorer or config.scoring.scorer})")
+    for column in ("id", "title", "type", "status", "score", "cx", "assignees", "blocked by"):
+        table.add_column(column, justify="right" if column in ("score", "cx") else "left")
+    for task_id in order:
+        task, score = by_id[task_id], scores[task_id]
+        table.add_row(task.id, task.title, task.type, task.status.value, num(score.value),
+                      str(task.complexity), fmt(task.assignees), fmt(list(score.blocked_by)))
+    console().print(table)
+    return 0
+
+
+def _keep(task: Any, args: argparse.Namespace) -> bool:
+    if args.status and task.status.value not in args.status:
+        return False
+    if args.agent and args.agent not in task.assignees and args.agent not in task.support:
+        return False
+    return not (args.type and task.type != args.type)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Handle ``task show``."""
+    from rich.table import Table
+
+    config = load(args)
+    with open_store(args) as store:
+        tasks = store.tasks()
+        task = store.task(args.id)
+        events = store.events(task_id=args.id)
+        now = store.now()
+    score = _scores(config, tasks, None, now)[task.id]
+    allowed = config.workflow.targets(task.status.value)
+    if args.json:
+        print_json({"task": _task_json(task, score), "allowed_moves": allowed,
+                    "events": [e.model_dump(mode="json") for e in events]})
+        return 0
+    out = console()
+    fields = Table(title=f"{task.id}: {task.title}", show_header=False)
+    fields.add_column("field", style="bold")
+    fields.add_column("value")
+    for key, value in task.model_dump(mode="json").items():
+        if value not in (None, [], "") and key not in ("id", "title"):
+            fields.add_row(key, fmt(value))
+    fields.add_row("score", f"{score.value:.4g} ({score.scorer})")
+    if score.blocked_by:
+        fields.add_row("blocked by", ", ".join(score.blocked_by))
+    fields.add_row("allowed moves", ", ".join(f"{k} ({'/'.join(v)})" for k, v in allowed.items()) or "-")
+    out.print(fields)
+    history = Table(title="history")
+    for column in ("#", "when (UTC)", "actor", "kind", "what", "reason"):
+        history.add_column(column)
+    for event in events:
+        history.add_row(str(event.id), event.ts.strftime("%Y-%m-%d %H:%M:%S") if event.ts else "-", event.actor,
+                        event.kind, _what(event.kind, event.payload), event.reason)
+    out.print(history)
+    return 0
+
+
+def _what(kind: str, payload: dict[str, Any]) -> str:
+    if kind == "task.moved":
+        return f"{payload.get('from')} -> {payload.get('to')}"
+    if kind == "task.routed":
+        return f"-> {payload.get('primary')} + {fmt(payload.get('secondary'))} ({payload.get('strategy')})"
+    if kind == "task.edited":
+        return ", ".join(sorted(payload.get("changes", {})))
+    if kind == "task.escalated":
+        return f"{payload.get('rule')}: {fmt(payload.get('agents'))}"
+    if kind == "gates.verified":
+        return f"run {payload.get('run_id')}: {'passed' if payload.get('passed') else 'failed'}"
+    return ""
+
+
+def run_move(args: argparse.Namespace) -> int:
+    """Handle ``task move``."""
+    from bno_orchestrator.workflow import move_task
+
+    config = load(args)
+    with open_store(args) as store:
+        before = store.task(args.id).status.value
+        task = move_task(store, config.workflow, args.id, args.state, actor=actor_of(args), reason=args.reason)
+    return _report_move(args, task, before)
+
+
+def _report_move(args: argparse.Namespace, task: Any, before: str) -> int:
+    if args.json:
+        print_json({"task": _task_json(task), "from": before, "to": task.status.value})
+    else:
+        console().print(f"{task.id}: {before} -> [bold]{task.status.value}[/bold]")
+    return 0
+
+
+def run_block(args: argparse.Namespace) -> int:
+    """Handle ``task block``."""
+    from bno_orchestrator.workflow import block_task
+
+    config = load(args)
+    with open_store(args) as store:
+        before = store.task(args.id).status.value
+        task = block_task(store, config.workflow, args.id, args.reason, actor=actor_of(args))
+    return _report_move(args, task, before)
+
+
+def run_unblock(args: argparse.Namespace) -> int:
+    """Handle ``task unblock``."""
+    from bno_orchestrator.workflow import unblock_task
+
+    config = load(args)
+    with open_store(args) as store:
+        before = store.task(args.id).status.value
+        task = unblock_task(store, config.workflow, args.id, actor=actor_of(args), reason=args.reason, to=args.to)
+    return _report_move(args, task, before)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    """Handle ``task explain``."""
+    from rich.table import Table
+
+    from bno_orchestrator.scoring import blocking_notes
+
+    config = load(args)
+    with open_store(args) as store:
+        tasks = store.tasks()
+        task = store.task(args.id)
+        now = store.now()
+    score = _scores(config, tasks, args.scorer, now)[task.id]
+    if args.json:
+        print_json({"task_id": task.id, **score.as_json()})
+        return 0
+    table = Table(title=f"{task.id} {task.title}: {score.scorer} = {score.formula}")
+    for column in ("term", "value", "source", "where it came from"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for term in score.terms:
+        table.add_row(term.name, num(term.value), term.source, term.note)
+    table.add_row("[bold]score[/bold]", f"[bold]{num(score.value)}[/bold]", "", "")
+    out = console()
+    out.print(table)
+    for note in blocking_notes(task, score):
+        out.print(note)
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``task`` and its subcommands."""
+    from bno_foundation.cli import CliArgumentParser
+
+    task = sub.add_parser("task", help="add, list, show, edit, move, block and explain tasks")
+    tsub = task.add_subparsers(title="task commands", metavar="ACTION", parser_class=CliArgumentParser)
+
+    add = tsub.add_parser("add", help="add a task to the backlog")
+    add.add_argument("title")
+    add.add_argument("--id", default=None, help="the task id (default: the next T-NNNN)")
+    _add_field_flags(add, edit=False)
+    add.set_defaults(handler=run_add)
+
+    lst = tsub.add_parser("list", help="tasks ranked by score (blocked last)")
+    lst.add_argument("--status", action="append", default=None, help="only this state (repeatable)")
+    lst.add_argument("--agent", default=None, help="only tasks of this agent")
+    lst.add_argument("--type", default=None, help="only this task type")
+    lst.add_argument("--scorer", choices=("seed", "taskwarrior", "wsjf"), default=None)
+    lst.add_argument("--limit", type=int, default=None, help="only the first N")
+    add_json_flag(lst)
+    lst.set_defaults(handler=run_list)
+
+    show = tsub.add_parser("show", help="a task's fields, allowed moves and history")
+    show.add_argument("id")
+    add_json_flag(show)
+    show.set_defaults(handler=run_show)
+
+    edit = tsub.add_parser("edit", help="change a task's fields (not its status)")
+    edit.add_argument("id")
+    _add_field_flags(edit, edit=True)
+    edit.set_defaults(handler=run_edit)
+
+    move = tsub.add_parser("move", help="move a task to another workflow state")
+    move.add_argument("id")
+    move.add_argument("state")
+    add_actor_flag(move)
+    move.add_argument("--reason", default="")
+    add_json_flag(move)
+    move.set_defaults(handler=run_move)
+
+    block = tsub.add_parser("block", help="mark a task blocked (with the reason)")
+    block.add_argument("id")
+    block.add_argument("--reason", required=True)
+    add_actor_flag(block)
+    add_json_flag(block)
+    block.set_defaults(handler=run_block)
+
+    unblock = tsub.add_parser("unblock", help="return a blocked task to where it was")
+    unblock.add_argument("id")
+    unblock.add_argument("--to", default=None, help="another state than the one it was blocked from")
+    unblock.add_argument("--reason", default="")
+    add_actor_flag(unblock)
+    add_json_flag(unblock)
+    unblock.set_defaults(handler=run_unblock)
+
+    explain = tsub.add_parser("explain", help="each term of the task's score and where it came from")
+    explain.add_argument("id")
+    explain.add_argument("--scorer", choices=("seed", "taskwarrior", "wsjf"), default=None)
+    add_json_flag(explain)
+    explain.set_defaults(handler=run_explain)

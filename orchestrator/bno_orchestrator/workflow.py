@@ -1,0 +1,301 @@
+"""The development workflow as a state machine, and the task operations that go through it.
+
+``workflows/development.yaml`` lists the states (backlog, assigned, in_development, review, integration,
+qa, testing, done; blocked and escalated on the side), the moves out of each state and the roles that may
+make each move. Every operation here reads the task and appends its event inside one write transaction,
+so two writers can never both make a move from the same state, and a refused operation writes nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from bno_orchestrator.errors import NotFoundError, TransitionError, UserError
+from bno_orchestrator.models import (
+    EDITABLE_FIELDS,
+    Event,
+    Task,
+    TaskStatus,
+    WorkflowSpec,
+    unfinished_dependencies,
+)
+from bno_orchestrator.store import Store, Transaction
+
+REQUIRED_STATES: tuple[str, ...] = tuple(s.value for s in TaskStatus)
+
+
+def default_actor() -> str:
+    """``$ORCHESTRATOR_ACTOR``, else ``human:<login name>``."""
+    env = os.environ.get("ORCHESTRATOR_ACTOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"human:{user}"
+
+
+def actor_role(actor: str) -> tuple[str, str]:
+    """``"agent:code"`` -> ``("agent", "code")``; ``"router"`` -> ``("router", "")``."""
+    role, _, name = actor.partition(":")
+    return role, name
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """The state machine of ``development.yaml``."""
+
+    spec: WorkflowSpec
+
+    @property
+    def states(self) -> list[str]:
+        """All states, in file order."""
+        return list(self.spec.states)
+
+    def load_states(self) -> set[str]:
+        """States whose tasks count against the agent's capacity."""
+        return {name for name, state in self.spec.states.items() if state.load}
+
+    def targets(self, state: str) -> dict[str, list[str]]:
+        """The moves out of ``state``: target -> roles allowed."""
+        return dict(self.spec.states[state].next)
+
+    def allowed(self, task: Task, actor: str) -> list[str]:
+        """The states ``actor`` may move ``task`` to now."""
+        return [to for to in self.targets(task.status.value) if self._may(task, to, actor)]
+
+    def _may(self, task: Task, to: str, actor: str) -> bool:
+        roles = self.spec.states[task.status.value].next.get(to)
+        if roles is None:
+            return False
+        role, name = actor_role(actor)
+        if role not in roles:
+            return False
+        return role != "agent" or name in task.assignees or name in task.support
+
+    def initial_allowed(self, task: Task, actor: str) -> bool:
+        """Whether ``actor`` may send ``task`` back to the initial state (the backlog)."""
+        return self.spec.initial in self.allowed(task, actor)
+
+    def check(self, task: Task, to: str, actor: str) -> None:
+        """Raise TransitionError (listing the allowed moves) unless ``actor`` may move ``task`` to ``to``."""
+        if to not in self.spec.states:
+            raise TransitionError(f"unknown state {to!r}; the states are: {', '.join(self.states)}")
+        if self._may(task, to, actor):
+            return
+        current = task.status.value
+        moves = self.targets(current)
+        if to in moves:
+            role, name = actor_role(actor)
+            who = ", ".join(moves[to])
+            extra = ""
+            if role == "agent" and role in moves[to]:
+                extra = f" (agent {name} is not assigned to {task.id})"
+            raise TransitionError(
+                f"{task.id}: {actor} may not move {current} -> {to}{extra}; that move is for: {who}"
+            )
+        allowed = ", ".join(f"{target} ({'/'.join(roles)})" for target, roles in moves.items()) or "none"
+        raise TransitionError(f"{task.id}: illegal transition {current} -> {to}; allowed from {current}: {allowed}")
+
+
+def validate_workflow(spec: WorkflowSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Semantic problems of a workflow spec as (key path, message) pairs (empty when it is sound)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name in REQUIRED_STATES:
+        if name not in spec.states:
+            problems.append((("states",), f"state {name!r} is missing (the orchestrator needs it)"))
+    for name in spec.states:
+        if name not in REQUIRED_STATES:
+            problems.append((("states", name), f"unknown state {name!r}; states are {', '.join(REQUIRED_STATES)}"))
+    if spec.initial not in spec.states:
+        problems.append((("initial",), f"initial state {spec.initial!r} is not a state"))
+    for index, name in enumerate(spec.terminal):
+        if name not in spec.states:
+            problems.append((("terminal", index), f"terminal state {name!r} is not a state"))
+    for name, state in spec.states.items():
+        for target, roles in state.next.items():
+            if target not in spec.states:
+                problems.append((("states", name, "next", target), f"unknown target state {target!r}"))
+            for index, role in enumerate(roles):
+                if spec.roles and role not in spec.roles:
+                    problems.append(
+                        (("states", name, "next", target, index),
+                         f"unknown role {role!r}; roles are {', '.join(spec.roles)}")
+                    )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------ operations
+
+
+def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A dependency cycle in ``task -> depends_on`` edges as a closed path, or None."""
+    import networkx as nx
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    for task_id, deps in edges.items():
+        graph.add_node(task_id)
+        for dep in deps:
+            graph.add_edge(task_id, dep)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return None
+    path = [str(edge[0]) for edge in cycle]
+    return [*path, path[0]]
+
+
+def check_dependencies(tasks: Mapping[str, Task], changed: Task) -> None:
+    """Refuse unknown dependencies and cycles that ``changed`` (new or edited) would create."""
+    for dep in changed.depends_on:
+        if dep not in tasks and dep != changed.id:
+            raise NotFoundError(f"{changed.id}: depends on unknown task {dep!r}")
+    edges = {task_id: task.depends_on for task_id, task in tasks.items()}
+    edges[changed.id] = changed.depends_on
+    cycle = find_cycle(edges)
+    if cycle is not None:
+        raise UserError(f"{changed.id}: refused, the dependencies would form a cycle: {' -> '.join(cycle)}")
+
+
+def _build_task(fields: Mapping[str, Any]) -> Task:
+    try:
+        return Task.model_validate(dict(fields))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "task"
+        raise UserError(f"field '{field}': {first['msg']}") from None
+
+
+def _snapshot_fields(task: Task) -> dict[str, Any]:
+    return task.model_dump(mode="json", exclude={"created_at", "updated_at", "status_since"})
+
+
+def create_task(
+    store: Store, fields: Mapping[str, Any], *, actor: str | None = None, reason: str = "",
+    known_types: Iterable[str] | None = None, known_components: Iterable[str] | None = None,
+) -> Task:
+    """Add a task (id ``T-NNNN`` unless ``fields`` has one) in the workflow's initial state."""
+    unknown = set(fields) - set(EDITABLE_FIELDS) - {"id"}
+    if unknown:
+        raise UserError(f"cannot set {', '.join(sorted(unknown))} on a new task")
+    with store.write() as tx:
+        data = dict(fields)
+        data.setdefault("id", tx.next_task_id())
+        task = _build_task(data)
+        if tx.find(task.id) is not None:
+            raise UserError(f"task {task.id} already exists")
+        _check_vocabulary(task, known_types, known_components)
+        # no existing task can depend on a new id (unknown dependencies are refused), so no cycle can form
+        for dep in task.depends_on:
+            if tx.find(dep) is None:
+                raise NotFoundError(f"{task.id}: depends on unknown task {dep!r}")
+        event = tx.append(Event(
+            actor=actor or default_actor(), kind="task.created", task_id=task.id,
+            payload={"task": _snapshot_fields(task)}, reason=reason,
+        ))
+        assert event.id is not None, "the store did not assign an event id"
+        return tx.task(task.id)
+
+
+def _check_vocabulary(task: Task, known_types: Iterable[str] | None, known_components: Iterable[str] | None) -> None:
+    if known_types is not None:
+        types = set(known_types)
+        if task.type not in types:
+            raise UserError(f"{task.id}: unknown task type {task.type!r}; known: {', '.join(sorted(types))}")
+    if known_components is not None:
+        components = set(known_components)
+        for component in task.components:
+            if component not in components:
+                raise UserError(
+                    f"{task.id}: unknown component {component!r}; known: {', '.join(sorted(components))}"
+                )
+
+
+def edit_task(
+    store: Store, task_id: str, changes: Mapping[str, Any], *, actor: str | None = None, reason: str = "",
+    known_types: Iterable[str] | None = None, known_components: Iterable[str] | None = None,
+) -> Task:
+    """Change fields of a task (not its status: that is :func:`move_task`)."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        hint = " (use `task move` for the status)" if "status" in unknown else ""
+        raise UserError(f"cannot edit {', '.join(sorted(unknown))}{hint}; editable: {', '.join(EDITABLE_FIELDS)}")
+    with store.write() as tx:
+        task = tx.task(task_id)
+        updated = _build_task({**task.model_dump(), **changes})
+        _check_vocabulary(updated, known_types, known_components)
+        if "depends_on" in changes:
+            check_dependencies({t.id: t for t in tx.tasks()}, updated)
+        before = task.model_dump(mode="json")
+        after = updated.model_dump(mode="json")
+        diff = {key: after[key] for key in changes if before[key] != after[key]}
+        if not diff:
+            return task
+        tx.append(Event(
+            actor=actor or default_actor(), kind="task.edited", task_id=task_id,
+            payload={"changes": diff, "previous": {key: before[key] for key in diff}}, reason=reason,
+        ))
+        return tx.task(task_id)
+
+
+def move_in(tx: Transaction, workflow: Workflow, task_id: str, to: str, *, actor: str, reason: str = "") -> Task:
+    """Move a task inside an open transaction (checks the workflow and the dependencies)."""
+    task = tx.task(task_id)
+    if task.status.value == to:
+        raise TransitionError(f"{task_id} is already {to}")
+    workflow.check(task, to, actor)
+    if to not in (TaskStatus.BACKLOG.value, TaskStatus.BLOCKED.value, TaskStatus.ESCALATED.value):
+        deps = {dep: found for dep in task.depends_on if (found := tx.find(dep)) is not None}
+        waiting = unfinished_dependencies(task, deps)
+        if waiting:
+            raise TransitionError(f"{task_id} is blocked by unfinished {', '.join(waiting)}; it cannot move to {to}")
+    tx.append(Event(
+        actor=actor, kind="task.moved", task_id=task_id,
+        payload={"from": task.status.value, "to": to}, reason=reason,
+    ))
+    return tx.task(task_id)
+
+
+def move_task(store: Store, workflow: Workflow, task_id: str, to: str, *, actor: str | None = None,
+              reason: str = "") -> Task:
+    """Move a task to ``to`` if the workflow allows ``actor`` that move (TransitionError otherwise)."""
+    with store.write() as tx:
+        return move_in(tx, workflow, task_id, to, actor=actor or default_actor(), reason=reason)
+
+
+def block_task(store: Store, workflow: Workflow, task_id: str, reason: str, *, actor: str | None = None) -> Task:
+    """Move a task to ``blocked`` with the reason recorded (``unblock`` returns it where it was)."""
+    if not reason.strip():
+        raise UserError("a block needs a reason (--reason)")
+    return move_task(store, workflow, task_id, TaskStatus.BLOCKED.value, actor=actor, reason=reason)
+
+
+def unblock_task(store: Store, workflow: Workflow, task_id: str, *, actor: str | None = None,
+                 reason: str = "", to: str | None = None) -> Task:
+    """Move a blocked task back to the state it was blocked from (or ``to``)."""
+    with store.write() as tx:
+        task = tx.task(task_id)
+        if task.status != TaskStatus.BLOCKED:
+            raise TransitionError(f"{task_id} is {task.status.value}, not blocked")
+        target = to or (task.blocked_from.value if task.blocked_from else workflow.spec.initial)
+        return move_in(tx, workflow, task_id, target, actor=actor or default_actor(), reason=reason)
+
+
+
+def record_verification(store: Store, task_id: str, *, run_id: str, passed: bool, agent: str,
+                        actor: str = "gates", reason: str = "") -> Event:
+    """Append a ``gates.verified`` event (the router's track record and escalation read these)."""
+    with store.write() as tx:
+        task = tx.task(task_id)
+        return tx.append(Event(
+            actor=actor, kind="gates.verified", task_id=task_id,
+            payload={"run_id": run_id, "passed": passed, "agent": agent, "task_type": task.type},
+            reason=reason or f"gate run {run_id} {'passed' if passed else 'failed'}",
+        ))

@@ -1,0 +1,174 @@
+"""``orchestrator export`` / ``import``: the tasks as one YAML file, for review in git.
+
+Export writes the current state of every task (fields left at their defaults are omitted, so diffs stay
+small) and optionally the event log. Import validates the whole file first (errors name file, line,
+column and field), checks dependencies (unknown ids, cycles) and status changes (they must be legal
+workflow moves), then appends every event in ONE transaction: nothing is half-imported. Tasks absent
+from the file are left as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from bno_foundation.atomic import atomic_write
+from bno_foundation.yamlio import load_yaml, validate
+from bno_orchestrator.errors import TransitionError
+from bno_orchestrator.models import Event, Task
+from bno_orchestrator.store import Store
+from bno_orchestrator.workflow import Workflow, find_cycle
+
+FORMAT_VERSION = 1
+_NOT_EXPORTED = {"updated_at", "status_since"}
+_NOT_EDITED = {"id", "status", "created_at", "updated_at", "status_since", "blocked_from", "blocked_reason",
+               "escalation_level"}
+
+
+class ExportFile(BaseModel):
+    """The top level of an export file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(FORMAT_VERSION, ge=1, le=FORMAT_VERSION)
+    exported_at: dt.datetime | None = None
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def task_to_yaml_dict(task: Task) -> dict[str, Any]:
+    """The task as written to the export: JSON types, defaults and volatile timestamps left out."""
+    defaults = Task(id=task.id, title=task.title).model_dump(mode="json")
+    data = task.model_dump(mode="json")
+    out: dict[str, Any] = {"id": data["id"], "title": data["title"]}
+    for key, value in data.items():
+        if key in out or key in _NOT_EXPORTED:
+            continue
+        if key in ("status", "type", "complexity") or value != defaults.get(key):
+            out[key] = value
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_export(tasks: list[Task], events: list[Event] | None = None, *, now: dt.datetime | None = None) -> str:
+    """The export text for ``tasks`` (and ``events`` when given)."""
+    doc: dict[str, Any] = {"version": FORMAT_VERSION}
+    if now is not None:
+        doc["exported_at"] = now.isoformat()
+    doc["tasks"] = [task_to_yaml_dict(t) for t in sorted(tasks, key=lambda t: t.id)]
+    if events is not None:
+        doc["events"] = [e.model_dump(mode="json") for e in events]
+    header = "# Tasks of the BitNet Orchestrator store (orchestrator export). Edit, then `orchestrator import`.\n"
+    return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
+
+
+def export_tasks(store: Store, path: Path, *, include_events: bool = False) -> int:
+    """Write the store's tasks (and events) to ``path``; returns the number of tasks."""
+    tasks, events = store.snapshot()
+    # no timestamp in the header: exporting an unchanged store gives a byte-identical file (clean git diffs)
+    atomic_write(path, dump_export(tasks, events if include_events else None))
+    return len(tasks)
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or would do, in a dry run)."""
+
+    created: list[str] = field(default_factory=list)
+    edited: dict[str, list[str]] = field(default_factory=dict)
+    moved: dict[str, tuple[str, str]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    events: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"created": self.created, "edited": self.edited,
+                "moved": {k: list(v) for k, v in self.moved.items()}, "unchanged": self.unchanged,
+                "events": self.events}
+
+
+def import_tasks(store: Store, workflow: Workflow, path: Path, *, actor: str, dry_run: bool = False,
+                 known_types: set[str] | None = None, known_components: set[str] | None = None) -> ImportReport:
+    """Apply an export file to the store: all of it, or (on any error) nothing."""
+    located = load_yaml(path)
+    doc = validate(ExportFile, located)
+    incoming: list[Task] = []
+    where: dict[str, int] = {}
+    for index, raw in enumerate(doc.tasks):
+        task = validate(Task, located, key_path=("tasks", index), data=raw)
+        if task.id in where:
+            raise located.error(f"task {task.id} appears twice (first as item {where[task.id]})",
+                                ("tasks", index, "id"))
+        if known_types is not None and task.type not in known_types:
+            raise located.error(f"unknown task type {task.type!r}; known: {', '.join(sorted(known_types))}",
+                                ("tasks", index, "type"))
+        if known_components is not None:
+            for j, component in enumerate(task.components):
+                if component not in known_components:
+                    raise located.error(f"unknown component {component!r}", ("tasks", index, "components", j))
+        where[task.id] = index
+        incoming.append(task)
+    report = ImportReport()
+    reason = f"imported from {path.name}"
+    with store.write() as tx:
+        current = {t.id: t for t in tx.tasks()}
+        merged = dict(current)
+        merged.update({t.id: t for t in incoming})
+        for task in incoming:
+            for j, dep in enumerate(task.depends_on):
+                if dep not in merged:
+                    raise located.error(f"depends on unknown task {dep!r}", ("tasks", where[task.id], "depends_on", j))
+        cycle = find_cycle({task_id: t.depends_on for task_id, t in merged.items()})
+        if cycle is not None:
+            first = next((c for c in cycle if c in where), cycle[0])
+            raise located.error(f"dependency cycle: {' -> '.join(cycle)}", ("tasks", where.get(first, 0), "depends_on"))
+        events: list[Event] = []
+        for task in incoming:
+            old = current.get(task.id)
+            if old is None:
+                snapshot = task.model_dump(mode="json", exclude={"updated_at", "status_since"})
+                if snapshot.get("created_at") is None:
+                    snapshot.pop("created_at")
+                events.append(Event(actor=actor, kind="task.created", task_id=task.id,
+                                    payload={"task": snapshot}, reason=reason))
+                report.created.append(task.id)
+                continue
+            before = old.model_dump(mode="json")
+            after = task.model_dump(mode="json")
+            diff = {k: after[k] for k in after if k not in _NOT_EDITED and before[k] != after[k]}
+            if diff:
+                events.append(Event(actor=actor, kind="task.edited", task_id=task.id,
+                                    payload={"changes": diff, "previous": {k: before[k] for k in diff}},
+                                    reason=reason))
+                report.edited[task.id] = sorted(diff)
+            if old.status != task.status:
+                try:
+                    workflow.check(old, task.status.value, actor)
+                except TransitionError as exc:
+                    raise located.error(str(exc), ("tasks", where[task.id], "status")) from None
+                events.append(Event(actor=actor, kind="task.moved", task_id=task.id,
+                                    payload={"from": old.status.value, "to": task.status.value}, reason=reason))
+                report.moved[task.id] = (old.status.value, task.status.value)
+            if not diff and old.status == task.status:
+                report.unchanged.append(task.id)
+        report.events = len(events)
+        if not dry_run:
+            for event in events:
+                tx.append(event)
+    return report
