@@ -21,6 +21,7 @@ from typing import Any
 
 from bno_foundation import sqlite
 from bno_foundation.sqlite import Migration
+from bno_quality_gates.status import GateStatus
 
 COMPONENT = "quality-gates"  # our row in the shared schema_version table
 MAX_CACHED_LOG = 2 * 1024 * 1024  # bytes of log kept for replay
@@ -86,7 +87,7 @@ class GateResult:
     """The outcome of one gate in one run."""
 
     gate: str
-    status: str  # passed | failed | errored | skipped | omitted | cached
+    status: GateStatus
     required: bool
     reason: str = ""
     duration: float = 0.0
@@ -99,10 +100,13 @@ class GateResult:
     log_path: str | None = None
     cached_from: str | None = None  # the run whose pass was replayed
 
+    def __post_init__(self) -> None:
+        self.status = GateStatus(self.status)  # records read back from JSON carry plain strings
+
     @property
     def ok(self) -> bool:
         """Passed, or a replayed pass."""
-        return self.status in ("passed", "cached")
+        return self.status.ok
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data."""

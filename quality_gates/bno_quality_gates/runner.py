@@ -40,6 +40,7 @@ from bno_quality_gates.fastpath import skip_from_env
 from bno_quality_gates.junit import write_run_junit
 from bno_quality_gates.results import GateResult, ResultsDB, RunRecord, new_run_id
 from bno_quality_gates.spec import GatesConfig, GateSpec
+from bno_quality_gates.status import GateStatus
 from bno_quality_gates.summary import markdown
 
 __all__ = ["Plan", "RunOptions", "Runner", "index_snapshot", "kill_group", "load_config", "new_run_id",
@@ -305,7 +306,7 @@ class Runner:
                 changed_files=plan.changed,
                 not_affected=plan.not_affected,
                 skip_requested=list(self.options.skip),
-                overridden=[r.gate for r in results if r.required and r.status == "skipped" and r.gate in self.options.skip],
+                overridden=[r.gate for r in results if r.required and r.status == GateStatus.SKIPPED and r.gate in self.options.skip],
                 run_dir=str(final_dir),
             )
             logs = {r.gate: _read(partial / "logs" / f"{r.gate}.log") for r in results}
@@ -386,7 +387,7 @@ class Runner:
                         gpu_busy -= spec.resources.gpu
                         result = future.result()
                         done[name] = result
-                        if result.status == "passed" and db is not None and spec.cache:
+                        if result.status == GateStatus.PASSED and db is not None and spec.cache:
                             db.cache_put(
                                 result,
                                 log=_read(run_dir / "logs" / f"{name}.log"),
@@ -404,27 +405,27 @@ class Runner:
         self, spec: GateSpec, ups: list[tuple[str, str]], done: dict[str, GateResult], gpus: int
     ) -> GateResult | None:
         """A skipped/omitted result when the gate must not run, else None."""
-        def out(status: str, reason: str) -> GateResult:
+        def out(status: GateStatus, reason: str) -> GateResult:
             return GateResult(gate=spec.name, status=status, required=spec.required, reason=reason, started=time.time())
 
         if spec.name in self.options.skip:
-            return out("skipped", "skipped on request ($SKIP)")
+            return out(GateStatus.SKIPPED, "skipped on request ($SKIP)")
         for upstream, condition in ups:
             r = done[upstream]
-            outcome = "passed" if r.ok else r.status
+            outcome = GateStatus.PASSED if r.ok else r.status
             if condition == "always":
                 continue
             if condition == "passed" and outcome != "passed":
-                return out("omitted", f"upstream {upstream} {r.status}")
+                return out(GateStatus.OMITTED, f"upstream {upstream} {r.status}")
             if condition == "completed" and outcome not in ("passed", "failed"):
-                return out("omitted", f"upstream {upstream} {r.status}")
+                return out(GateStatus.OMITTED, f"upstream {upstream} {r.status}")
             if condition == "failed":
                 if outcome == "passed":
-                    return out("skipped", f"runs only when {upstream} fails; it passed")
+                    return out(GateStatus.SKIPPED, f"runs only when {upstream} fails; it passed")
                 if outcome != "failed":
-                    return out("omitted", f"upstream {upstream} {r.status}")
+                    return out(GateStatus.OMITTED, f"upstream {upstream} {r.status}")
         if spec.resources.gpu > gpus:
-            return out("skipped", f"needs {spec.resources.gpu} GPU(s); this machine has {gpus}")
+            return out(GateStatus.SKIPPED, f"needs {spec.resources.gpu} GPU(s); this machine has {gpus}")
         return None
 
     def _replay(self, spec: GateSpec, key: str, db: ResultsDB, run_dir: Path, final_dir: Path) -> GateResult | None:
@@ -435,7 +436,7 @@ class Runner:
         atomic_write(log_path, f"[cached: replay of the pass in run {hit['run_id']}]\n{hit['log']}")
         return GateResult(
             gate=spec.name,
-            status="cached",
+            status=GateStatus.CACHED,
             required=spec.required,
             reason=f"replayed pass of run {hit['run_id']}",
             duration=0.0,
@@ -491,7 +492,7 @@ class Runner:
         try:
             return self._execute_inner(spec, key, workdir, run_dir, final_dir, started)
         except Exception as exc:  # the runner's own failure around a gate: errored, never a crash
-            return GateResult(gate=spec.name, status="errored", required=spec.required, key=key,
+            return GateResult(gate=spec.name, status=GateStatus.ERRORED, required=spec.required, key=key,
                               reason=f"runner error: {type(exc).__name__}: {exc}", started=started,
                               duration=time.time() - started)
 
@@ -504,7 +505,8 @@ class Runner:
         env = self._gate_env(spec, workdir, out_dir)
         transient_patterns = [re.compile(p) for p in spec.transient.patterns]
         attempts = 0
-        status, reason, output, exit_code = "errored", "did not run", "", None
+        status: GateStatus = GateStatus.ERRORED
+        reason, output, exit_code = "did not run", "", None
         with open(log_path, "ab") as log:
             while attempts <= spec.retries:
                 attempts += 1
@@ -512,19 +514,19 @@ class Runner:
                 output = attempt.output
                 exit_code = attempt.exit_code
                 if attempt.error is not None:
-                    status, reason = "errored", attempt.error
+                    status, reason = GateStatus.ERRORED, attempt.error
                     break  # a missing program is not transient
                 if attempt.timed_out:
-                    status, reason = "failed", f"timed out after {spec.timeout:g}s (process group killed)"
+                    status, reason = GateStatus.FAILED, f"timed out after {spec.timeout:g}s (process group killed)"
                     transient = spec.transient.timeout
                 elif attempt.exit_code == 0:
-                    status, reason = "passed", ""
+                    status, reason = GateStatus.PASSED, ""
                     break
                 elif attempt.exit_code in spec.errored_exit_codes:
-                    status, reason = "errored", f"exit code {attempt.exit_code} (could not run)"
+                    status, reason = GateStatus.ERRORED, f"exit code {attempt.exit_code} (could not run)"
                     transient = attempt.exit_code in spec.transient.exit_codes
                 else:
-                    status, reason = "failed", f"exit code {attempt.exit_code}"
+                    status, reason = GateStatus.FAILED, f"exit code {attempt.exit_code}"
                     transient = attempt.exit_code in spec.transient.exit_codes or any(
                         p.search(output) for p in transient_patterns
                     )
@@ -535,7 +537,7 @@ class Runner:
         metrics = parse_metrics(output)
         counts = metrics.pop("counts", {}) if isinstance(metrics.get("counts"), dict) else {}
         if status == "passed" and metrics.get("verdict") in ("failed", "errored"):
-            status, reason = "failed", str(metrics.get("reason", "the program reported a failed verdict"))
+            status, reason = GateStatus.FAILED, str(metrics.get("reason", "the program reported a failed verdict"))
         if metrics.get("reason") and (not reason or reason.startswith("exit code")):
             reason = str(metrics["reason"])  # the program's own words beat its exit code
         return GateResult(

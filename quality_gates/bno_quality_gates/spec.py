@@ -31,9 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bno_foundation.errors import ConfigError
 from bno_foundation.yamlio import Located, load_yaml, parse_yaml, validate
+from bno_quality_gates.status import Condition, GateStatus
 
-STATUSES: tuple[str, ...] = ("passed", "failed", "errored", "skipped", "omitted", "cached")
-CONDITIONS: tuple[str, ...] = ("passed", "failed", "completed", "always")
+STATUSES: tuple[str, ...] = tuple(GateStatus)
+CONDITIONS: tuple[str, ...] = tuple(Condition)
 HOOK_NAMES: tuple[str, ...] = ("pre-commit", "pre-push")
 HookName = Literal["pre-commit", "pre-push"]
 _GATE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")

@@ -202,7 +202,7 @@ def verify_worktree(repo: Path, worktree: Path, base: str) -> Verification:
     options = RunOptions(repo=worktree, mode="affected", base=base, changed=changed, state_dir=state_dir(repo),
                          db_path=store_path(repo))
     record = Runner(config, options).run()
-    gates = {r.gate: r.status for r in record.results}
+    gates = {r.gate: str(r.status) for r in record.results}
     if not record.results:
         reason = f"no gate is affected by the {len(changed)} changed file(s)"
     elif record.passed:
