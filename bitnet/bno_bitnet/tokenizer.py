@@ -146,7 +146,7 @@ class HFTokenizer:
         config: dict[str, Any] = {}
         for name in ("config.json", "generation_config.json", "tokenizer_config.json"):
             if (directory / name).is_file():
-                config[name] = read_json_object(directory / name)
+                config[name] = read_json_object(directory / name, error=CheckpointError)
         tok_cfg = config.get("tokenizer_config.json", {})
         bos_text = _token_text(tok_cfg.get("bos_token"))
         eos_text = _token_text(tok_cfg.get("eos_token"))

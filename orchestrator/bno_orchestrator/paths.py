@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-STATE_DIR_NAME = ".orchestrator"
-STORE_FILE_NAME = "state.db"
+from bno_foundation.repo import find_repo_root
+from bno_quality_gates import STATE_DIR_NAME, STORE_FILE_NAME
 
-
-def find_repo_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` holding ``.git`` (a dir or a worktree file).
-
-    ``$ORCHESTRATOR_REPO`` overrides the search. Without a git repository the start directory is used,
-    so that ``orchestrator init`` can run in a fresh folder.
-    """
-    env = os.environ.get("ORCHESTRATOR_REPO")
-    if env:
-        return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return here
+__all__ = ["STATE_DIR_NAME", "STORE_FILE_NAME", "config_root", "data_root", "find_repo_root", "state_dir",
+           "store_path"]
 
 
 def state_dir(repo: Path) -> Path:

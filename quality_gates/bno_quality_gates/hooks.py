@@ -1,7 +1,7 @@
 """Git hooks: ``pre-commit`` runs the fast affected gates, ``pre-push`` the full DAG.
 
-``install`` writes small POSIX sh scripts that call ``orchestrator gates run --hook NAME`` with the absolute
-path of the installing interpreter (falling back to an ``orchestrator`` on PATH). A hook that was there before
+``install`` writes small POSIX sh scripts that call ``quality-gates run --hook NAME`` (this package's own
+entry point) beside the installing interpreter (falling back to a ``quality-gates`` on PATH). A hook that was there before
 is renamed ``NAME.orchestrator-chained`` and called first (its exit code is respected, pre-push gets its
 stdin); ``uninstall`` puts it back byte for byte. When ``core.hooksPath`` is set (husky, pre-commit and
 friends), install refuses unless told to install there (``hooks_path_ok``). The hooks never stash: a
@@ -71,17 +71,18 @@ def hooks_dir(repo: git.Repo) -> Path:
 
 
 def _launcher() -> list[str]:
-    """The command that starts the orchestrator: the console script beside this interpreter, else -m."""
-    script = Path(sys.executable).parent / "orchestrator"
+    """The command that runs the gates: the ``quality-gates`` script beside this interpreter, else -m."""
+    script = Path(sys.executable).parent / "quality-gates"
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
-    return [sys.executable, "-m", "bno_orchestrator.cli"]
+    return [sys.executable, "-m", "bno_quality_gates.cli"]
 
 
-def hook_script(name: str) -> str:
-    """The text of the hook ``name``."""
+def hook_script(name: str, config: Path | None = None) -> str:
+    """The text of the hook ``name``; ``config`` is passed as ``--config`` (else the repo's own file)."""
     launcher = _launcher()
     primary = " ".join(shlex.quote(p) for p in launcher)
+    config_arg = f" --config {shlex.quote(str(config))}" if config is not None else ""
     chained = f"{name}{CHAINED_SUFFIX}"
     stdin_setup = (
         'input=$(cat)\n'
@@ -101,11 +102,11 @@ hook_dir=$(dirname "$0")
     {feed}"$hook_dir/{chained}" "$@" || exit $?
 fi
 if [ -x {shlex.quote(launcher[0])} ]; then
-    exec {primary} gates run --hook {name}{base_arg}
-elif command -v orchestrator >/dev/null 2>&1; then
-    exec orchestrator gates run --hook {name}{base_arg}
+    exec {primary} run --hook {name}{config_arg}{base_arg}
+elif command -v quality-gates >/dev/null 2>&1; then
+    exec quality-gates run --hook {name}{config_arg}{base_arg}
 else
-    echo "{name}: the orchestrator is not installed here any more ({launcher[0]}); run 'orchestrator hooks install' again or 'git {'commit' if name == 'pre-commit' else 'push'} --no-verify'" >&2
+    echo "{name}: quality-gates is not installed here any more ({launcher[0]}); install the hooks again or use 'git {'commit' if name == 'pre-commit' else 'push'} --no-verify'" >&2
     exit 1
 fi
 """
@@ -130,8 +131,14 @@ def _target_dir(repo: git.Repo, hooks_path_ok: bool) -> Path:
     return hooks_dir(repo)
 
 
-def install(repo_path: Path, *, hooks: tuple[str, ...] = HOOKS, hooks_path_ok: bool = False) -> list[HookState]:
-    """Install the hooks (idempotent), chaining any hook that was there."""
+def install(
+    repo_path: Path, *, hooks: tuple[str, ...] = HOOKS, hooks_path_ok: bool = False, config: Path | None = None
+) -> list[HookState]:
+    """Install the hooks (idempotent), chaining any hook that was there.
+
+    ``config``: the gates file the hooks pass as ``--config``; None when the repository has its own
+    ``workflows/gates.yaml`` (then the hook finds it at run time, in whichever worktree it runs).
+    """
     repo = _open(repo_path)
     directory = _target_dir(repo, hooks_path_ok)
     directory.mkdir(parents=True, exist_ok=True)
@@ -144,7 +151,7 @@ def install(repo_path: Path, *, hooks: tuple[str, ...] = HOOKS, hooks_path_ok: b
                     f"{path} is not ours and {chained} already exists: resolve by hand (keep one of them)"
                 )
             os.replace(path, chained)  # the same bytes, mode and inode
-        atomic_write(path, hook_script(name), mode=0o755)
+        atomic_write(path, hook_script(name, config), mode=0o755)
     return status(repo_path, hooks_path_ok=True)
 
 

@@ -461,7 +461,8 @@ class Runner:
                 "GATE_BASE": self.options.base or "",
                 "GATE_STAGED": "1" if (self.options.mode == "hook" and self.options.hook == "pre-commit") else "",
                 "GATE_COMPONENTS_FILE": str(self.config.components_path().resolve()),
-                "PYTHONPATH": os.pathsep.join([str(workdir), *filter(None, [os.environ.get("PYTHONPATH")])]),
+                "PYTHONPATH": os.pathsep.join([*(str(workdir / p) for p in self.config.model.python_path),
+                                               *filter(None, [os.environ.get("PYTHONPATH")])]),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -137,6 +137,8 @@ class GatesFile(BaseModel):
     defaults: Defaults = Field(default_factory=Defaults)
     env_allowlist: list[str] = Field(default_factory=list)
     components_file: str = "components.yaml"
+    # folders of the tree under test, relative to its root, that gate programs import from ($PYTHONPATH)
+    python_path: list[str] = Field(default_factory=lambda: ["."])
     gates: dict[str, GateSpec]
 
 

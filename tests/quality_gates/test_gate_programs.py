@@ -112,34 +112,38 @@ def test_junit_counts_per_component(tmp_path: Path) -> None:
 
 
 def test_docs_gate_runs_for_real_on_this_repo(tmp_path: Path) -> None:
-    """The docs gate against this repository's bitnet/, kernels/, orchestrator/ and quality_gates/."""
-    env = {**os.environ, "GATE_WORKDIR": str(ROOT), "GATE_REPO": str(ROOT), "GATE_OUT": str(tmp_path)}
-    env.pop("GATE_PARAMS", None)
+    """The docs gate against this repository's packages, with the params of its own gates file."""
+    from bno_quality_gates.spec import load_gates
+
+    params = load_gates(ROOT / "workflows" / "gates.yaml").gates["docs"].params
+    env = {**os.environ, "GATE_WORKDIR": str(ROOT), "GATE_REPO": str(ROOT), "GATE_OUT": str(tmp_path),
+           "GATE_PARAMS": json.dumps(params)}
     proc = subprocess.run([sys.executable, "-m", "bno_quality_gates.gates.docs"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     metrics = parse_metrics(proc.stdout)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-    assert set(metrics["docstring_per_package"]) == {"bitnet", "kernels", "orchestrator", "quality_gates"}
+    assert set(metrics["docstring_per_package"]) == set(params["packages"])
     assert 0.0 < metrics["docstring_coverage"] <= 1.0
     assert metrics["readme_commands_checked"] >= 2, "the README's make commands are checked"
     assert metrics["doctest_examples"] >= 3, "this package's own doctests ran"
-    assert metrics["docstring_per_package"]["quality_gates"] == 1.0
+    assert metrics["docstring_per_package"]["quality_gates/bno_quality_gates"] == 1.0
     assert (proc.returncode == 0) == ("reason" not in metrics), proc.stdout
 
 
 def test_docs_gate_readme_command_checks(tmp_path: Path) -> None:
     from bno_quality_gates.gates.docs import check_cli_command, check_readme, docstring_coverage
 
-    assert check_cli_command("orchestrator", ["gates", "run", "--all", "--base", "main"]) is None
-    assert "no subcommand 'launch'" in str(check_cli_command("orchestrator", ["gates", "launch"]))
-    assert "no option --bogus" in str(check_cli_command("orchestrator", ["gates", "run", "--bogus"]))
-    assert check_cli_command("orchestrator", ["--repo", "x", "hooks", "install"]) is None
+    clis = {"orchestrator": "bno_orchestrator.cli"}
+    assert check_cli_command("orchestrator", ["gates", "run", "--all", "--base", "main"], clis) is None
+    assert "no subcommand 'launch'" in str(check_cli_command("orchestrator", ["gates", "launch"], clis))
+    assert "no option --bogus" in str(check_cli_command("orchestrator", ["gates", "run", "--bogus"], clis))
+    assert check_cli_command("orchestrator", ["--repo", "x", "hooks", "install"], clis) is None
     (tmp_path / "Makefile").write_text("demo: setup\n\tbash x\nsetup:\n\ttrue\n")
     (tmp_path / "README.md").write_text(
         "# x\n```bash\nmake demo   # run\n$ orchestrator gates graph --dot\nFOO=1 make missing && ls -l\n```\n"
         "```python\nmake not-checked\n```\n"
     )
-    checked, problems, unchecked = check_readme(tmp_path, ["README.md"])
+    checked, problems, unchecked = check_readme(tmp_path, ["README.md"], clis)
     assert len(checked) == 3 and len(unchecked) == 1, (checked, unchecked)
     assert problems == ["README.md:5: make missing: no Makefile target missing"]
     pkg = tmp_path / "pkg"

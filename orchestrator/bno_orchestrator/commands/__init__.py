@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bno_orchestrator.paths import find_repo_root
+from bno_foundation.repo import find_repo_root
 
 
 def repo_from_args(args: argparse.Namespace) -> Path:

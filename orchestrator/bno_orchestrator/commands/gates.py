@@ -28,82 +28,12 @@ def _config(args: argparse.Namespace) -> tuple[Path, Any]:
     return repo, load_gates(gates_file(repo, args.config))
 
 
-def _progress(console: Any) -> Any:
-    def on_event(event: str, name: str, result: Any) -> None:
-        if event == "start":
-            console.print(f"[dim]…[/] {name} started")
-            return
-        from bno_quality_gates.summary import STATUS_STYLE
-
-        style = STATUS_STYLE.get(result.status, "")
-        detail = f" ({result.reason})" if result.reason else ""
-        console.print(f"[{style}]{result.status:>8}[/] {name} {result.duration:.2f}s{detail}")
-
-    return on_event
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the gates (affected by default; --all, --only, --hook)."""
-    from rich.console import Console
-
-    from bno_quality_gates.runner import Runner, RunOptions, skip_from_env
-    from bno_quality_gates.summary import render_table
+    """Run the gates (affected by default; --all, --only, --hook): the gates' own runner, our paths."""
+    from bno_quality_gates.cli import run_gates
 
     repo = repo_from_args(args)
-    if args.hook == "pre-commit" and not args.json:
-        # the fast path: no validation machinery when no staged file can affect any gate
-        from bno_quality_gates.fastpath import nothing_affected, record_noop
-        from bno_quality_gates.fastpath import skip_from_env as skips
-
-        staged = nothing_affected(repo, gates_file(repo, args.config))
-        if staged is not None:
-            run_id = record_noop(store_path(repo), repo, staged, skips())
-            print(f"PASSED: no gate affected by the {len(staged)} staged file(s) (run {run_id})")
-            return EXIT_OK
-    repo, config = _config(args)
-    if args.hook:
-        mode = "hook"
-    elif args.all:
-        mode = "all"
-    elif args.only:
-        mode = "only"
-    else:
-        mode = "affected"
-    if args.no_deps and mode != "only":
-        raise UserError("--no-deps goes with --only")
-    source = args.source or ("index" if args.hook == "pre-commit" else "worktree")
-    base = args.base
-    if base and set(base) == {"0"}:
-        base = None  # git's "no commit" (a new branch pushed, a first push in CI)
-    options = RunOptions(
-        repo=repo,
-        mode=mode,
-        hook=args.hook,
-        base=base,
-        only=list(args.only or []),
-        no_deps=args.no_deps,
-        use_cache=not args.no_cache,
-        workers=args.workers,
-        skip=skip_from_env(),
-        source=source,
-        state_dir=state_dir(repo),
-        db_path=store_path(repo),
-    )
-    err = Console(stderr=True, highlight=False)
-    runner = Runner(config, options, on_event=None if (args.json or args.quiet) else _progress(err))
-    record = runner.run()
-    if args.json:
-        print_json(record.to_json())
-    elif args.quiet:
-        from bno_quality_gates.summary import verdict_line
-
-        print(verdict_line(record))
-    else:
-        render_table(record)
-        print(f"records: {record.run_dir}")
-    if record.overridden:
-        err.print(f"[yellow]SKIP requested for required gate(s) {', '.join(record.overridden)}: recorded, not green[/]")
-    return record.exit_code
+    return run_gates(args, repo=repo, config_path=gates_file(repo, args.config), state_dir=state_dir(repo))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -237,19 +167,10 @@ def register(sub: Any) -> None:
         p.add_argument("--config", default=None, help="the gates file (default: workflows/gates.yaml)")
         add_json_flag(p)
 
+    from bno_quality_gates.cli import add_run_arguments
+
     run = gates.add_parser("run", help="run the affected gates (or --all, --only, --hook)")
-    which = run.add_mutually_exclusive_group()
-    which.add_argument("--all", action="store_true", help="every gate, affected or not")
-    which.add_argument("--only", nargs="+", metavar="GATE", help="these gates (and their upstream)")
-    which.add_argument("--hook", choices=["pre-commit", "pre-push"], help="what a git hook runs")
-    run.add_argument("--base", default=None, help="the base ref: changes since it (default: uncommitted work)")
-    run.add_argument("--no-deps", action="store_true", help="with --only: do not run upstream gates")
-    run.add_argument("--no-cache", action="store_true", help="run even when a pass is cached")
-    run.add_argument("--workers", type=int, default=None, help="parallel gates (default: gates.yaml)")
-    run.add_argument("--source", choices=["worktree", "index"], default=None,
-                     help="test the working tree, or a snapshot of the staged content (pre-commit default)")
-    run.add_argument("--quiet", action="store_true", help="only the verdict line")
-    common(run)
+    add_run_arguments(run)
     run.set_defaults(handler=cmd_run)
 
     status = gates.add_parser("status", help="each gate: cache freshness and last result")

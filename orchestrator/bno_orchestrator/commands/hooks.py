@@ -20,9 +20,14 @@ def _print_states(states: list[Any], as_json: bool, extra: dict[str, Any] | None
 
 def cmd_install(args: argparse.Namespace) -> int:
     """Install pre-commit and pre-push, keeping and chaining existing hooks."""
+    from bno_orchestrator.commands.gates import gates_file
+    from bno_quality_gates import GATES_FILE
     from bno_quality_gates.hooks import install
 
-    states = install(repo_from_args(args), hooks_path_ok=args.hooks_path_ok)
+    repo = repo_from_args(args)
+    config = gates_file(repo, None)
+    own = config == repo / GATES_FILE
+    states = install(repo, hooks_path_ok=args.hooks_path_ok, config=None if own else config.resolve())
     _print_states(states, args.json)
     return EXIT_OK
 

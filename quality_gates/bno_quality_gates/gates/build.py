@@ -26,8 +26,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bno_quality_gates.cache import list_files
-from bno_quality_gates.gates.common import (
+from bno_foundation.gate_program import (
     GateProgramError,
     clean_env,
     finish,
@@ -37,9 +36,7 @@ from bno_quality_gates.gates.common import (
     setting,
     workdir,
 )
-
-DEFAULT_PACKAGES = ["bitnet", "kernels", "orchestrator", "quality_gates"]
-DEFAULT_SCRIPTS = ["orchestrator", "bitnet"]
+from bno_quality_gates.cache import list_files
 
 
 def copy_tree(root: Path, target: Path) -> int:
@@ -66,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-files", dest="require_files", nargs="+", default=None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
-    packages: list[str] = setting(args, "packages", DEFAULT_PACKAGES)
-    scripts: list[str] = setting(args, "scripts", DEFAULT_SCRIPTS)
+    packages: list[str] = setting(args, "packages", None)
+    if not packages:
+        raise GateProgramError("no packages to check: set params.packages (import names) in the gates file")
+    scripts: list[str] = setting(args, "scripts", [])
     required_files: list[str] = setting(args, "require_files", [])
     root = workdir()
     tmp = Path(tempfile.mkdtemp(prefix="gate-build-"))

@@ -4,7 +4,7 @@
   classes, and the public methods of public classes. Private means a leading underscore; ``tests`` and
   private modules are out. Fails under ``docstring_min``.
 * README commands: every line of a ``bash``/``sh``/``shell``/``console`` (or untagged) fenced block in the
-  ``readme`` files is checked: ``orchestrator ...`` and ``bitnet ...`` must name existing subcommands and
+  ``readme`` files is checked: commands of the programs in ``cli_modules`` must name existing subcommands and
   options (their argparse parsers are walked), ``make T`` an existing Makefile target, ``python -m M`` an
   importable module. Other programs are listed as unchecked.
 * Doctests: the modules whose source holds ``>>>`` are imported and their doctests run.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bno_quality_gates.gates.common import (
+from bno_foundation.gate_program import (
     GateProgramError,
     finish,
     main_guard,
@@ -37,8 +37,6 @@ from bno_quality_gates.gates.common import (
     workdir,
 )
 
-DEFAULT_PACKAGES = ["bitnet", "kernels", "orchestrator", "quality_gates"]
-CLI_MODULES = {"orchestrator": "bno_orchestrator.cli", "bitnet": "bno_bitnet.cli"}
 SHELL_LANGS = {"", "bash", "sh", "shell", "console", "zsh"}
 
 
@@ -88,8 +86,8 @@ def docstring_coverage(root: Path, packages: list[str]) -> dict[str, DocstringRe
         if not base.is_dir():
             raise GateProgramError(f"package directory {base} does not exist")
         for path in sorted(base.rglob("*.py")):
-            rel = path.relative_to(root)
-            if not _is_public_module(rel.relative_to(package)) or "tests" in rel.parts:
+            rel = path.relative_to(base.parent)  # the module path: "bno_bitnet/quant.py"
+            if not _is_public_module(path.relative_to(base)) or "tests" in rel.parts:
                 continue
             try:
                 tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -176,8 +174,8 @@ def _split_commands(line: str) -> list[list[str]]:
     return cleaned
 
 
-def _parser_for(program: str) -> argparse.ArgumentParser:
-    module = importlib.import_module(CLI_MODULES[program])
+def _parser_for(program: str, cli_modules: dict[str, str]) -> argparse.ArgumentParser:
+    module = importlib.import_module(cli_modules[program])
     parser: argparse.ArgumentParser = module.build_parser()
     return parser
 
@@ -189,10 +187,13 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
-def check_cli_command(program: str, args: list[str]) -> str | None:
-    """None when ``program args`` names existing subcommands and options, else what is wrong."""
+def check_cli_command(program: str, args: list[str], cli_modules: dict[str, str]) -> str | None:
+    """None when ``program args`` names existing subcommands and options, else what is wrong.
+
+    ``cli_modules`` maps a program name to the module whose ``build_parser()`` builds its parser.
+    """
     try:
-        parser = _parser_for(program)
+        parser = _parser_for(program, cli_modules)
     except Exception as exc:
         return f"cannot build the {program} parser: {type(exc).__name__}: {exc}"
     path = [program]
@@ -211,7 +212,7 @@ def check_cli_command(program: str, args: list[str]) -> str | None:
         index += 1
     options = {s for a in parser._actions for s in a.option_strings}
     # global options (before the first subcommand) belong to the top parser
-    options |= {s for a in _parser_for(program)._actions for s in a.option_strings}
+    options |= {s for a in _parser_for(program, cli_modules)._actions for s in a.option_strings}
     for token in args[index:]:
         if token.startswith("--"):
             name = token.split("=", 1)[0]
@@ -232,8 +233,14 @@ def _make_targets(root: Path) -> set[str]:
     return targets
 
 
-def check_readme(root: Path, files: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """(checked, problems, unchecked) over the shell commands of ``files``."""
+def check_readme(
+    root: Path, files: list[str], cli_modules: dict[str, str] | None = None
+) -> tuple[list[str], list[str], list[str]]:
+    """(checked, problems, unchecked) over the shell commands of ``files``.
+
+    ``cli_modules``: program name -> module with ``build_parser()`` (the gate's ``cli_modules`` param).
+    """
+    cli_modules = cli_modules or {}
     checked: list[str] = []
     problems: list[str] = []
     unchecked: list[str] = []
@@ -248,8 +255,8 @@ def check_readme(root: Path, files: list[str]) -> tuple[list[str], list[str], li
                 where = f"{name}:{number}: {' '.join(argv)}"
                 program = Path(argv[0]).name
                 problem: str | None
-                if program in CLI_MODULES:
-                    problem = check_cli_command(program, argv[1:])
+                if program in cli_modules:
+                    problem = check_cli_command(program, argv[1:], cli_modules)
                 elif program == "make":
                     wanted = [a for a in argv[1:] if not a.startswith("-") and "=" not in a] or ["<default>"]
                     missing = [t for t in wanted if t != "<default>" and t not in targets]
@@ -283,10 +290,11 @@ def run_doctests(root: Path, packages: list[str]) -> tuple[int, int, list[str]]:
     attempted = failed = 0
     problems: list[str] = []
     for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
+        base = root / package
+        for path in sorted(base.rglob("*.py")):
             if ">>>" not in path.read_text(encoding="utf-8", errors="replace"):
                 continue
-            rel = path.relative_to(root)
+            rel = path.relative_to(base.parent)
             name = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
             try:
                 module = importlib.import_module(name)
@@ -318,12 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-doctests", dest="doctests", action="store_false", default=None)
     args = parser.parse_args(argv)
     root = workdir()
-    packages: list[str] = setting(args, "packages", DEFAULT_PACKAGES)
+    packages: list[str] = setting(args, "packages", None)
+    if not packages:
+        raise GateProgramError("no packages to check: set params.packages (package directories) in the gates file")
     minimum = float(setting(args, "docstring_min", 0.8))
     readme: list[str] = setting(args, "readme", ["README.md"])
     doctests = bool(setting(args, "doctests", True))
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    for parent in dict.fromkeys(str((root / p).parent) for p in packages):
+        if parent not in sys.path:
+            sys.path.insert(0, parent)
 
     reports = docstring_coverage(root, packages)
     documented = sum(r.documented for r in reports.values())
@@ -335,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in report.missing[:40]:
             say(f"    undocumented: {name}")
 
-    checked, readme_problems, unchecked = check_readme(root, readme)
+    cli_modules: dict[str, str] = setting(argparse.Namespace(), "cli_modules", {})
+    checked, readme_problems, unchecked = check_readme(root, readme, cli_modules)
     say(f"README commands: {len(checked)} checked, {len(readme_problems)} broken, {len(unchecked)} unchecked")
     for problem in readme_problems:
         say(f"  broken: {problem}")

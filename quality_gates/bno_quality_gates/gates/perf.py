@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bno_quality_gates.gates.common import (
+from bno_foundation.gate_program import (
     GateProgramError,
     clean_env,
     finish,

@@ -23,8 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from bno_quality_gates.affected import components_of, load_components, matches
-from bno_quality_gates.gates.common import (
+from bno_foundation.gate_program import (
     GateProgramError,
     components_file,
     finish,
@@ -35,9 +34,9 @@ from bno_quality_gates.gates.common import (
     setting,
     workdir,
 )
+from bno_quality_gates.affected import components_of, load_components, matches
 from bno_quality_gates.junit import parse_junit
 
-DEFAULT_SOURCES = ["bitnet", "kernels", "orchestrator", "quality_gates"]
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -189,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     staged = bool(os.environ.get("GATE_STAGED"))
     minimum = float(setting(args, "diff_coverage_min", 0.8))
     paths: list[str] = setting(args, "paths", ["tests"])
-    sources: list[str] = setting(args, "sources", DEFAULT_SOURCES)
+    sources: list[str] = setting(args, "sources", None)
+    if not sources:
+        raise GateProgramError("no sources to measure: set params.sources (top-level folders) in the gates file")
     pytest_args: list[str] = [*setting(argparse.Namespace(), "pytest_args", []), *extra]
     test_map: dict[str, str] = setting(argparse.Namespace(), "test_map", {})
     components = load_components(components_file())

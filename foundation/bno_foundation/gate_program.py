@@ -1,4 +1,5 @@
-"""Shared plumbing of the gate programs: parameters, metrics line, paths, exit codes."""
+"""The gate-program protocol, shared by the runner and every gate program of any package: parameters
+from ``$GATE_PARAMS``, the tree under test, the metrics line, exit codes (0 passed, 1 failed, 3 errored)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,65 @@ def main_guard(body: Callable[[], int]) -> None:
         emit({"verdict": "errored", "reason": f"{type(exc).__name__}: {exc}"})
         code = EXIT_ERRORED
     raise SystemExit(code)
+
+
+# end-to-end checks ---------------------------------------------------------------------------------------
+class CheckFailed(Exception):
+    """An end-to-end check saw something wrong (the gate fails with this reason)."""
+
+
+Check = Callable[[Path, float], dict[str, Any]]
+
+
+def run_module_cli(module: str, args: list[str], cwd: Path, *, shown: str, expect: int = 0,
+                   timeout: float = 300, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m MODULE ARGS`` (a command line under test) in ``cwd``; its stdout, or CheckFailed.
+
+    ``shown`` is the program name printed in the log and in the failure reason.
+    """
+    child_env = clean_env({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})})
+    for private in ("SKIP", "ORCHESTRATOR_REPO"):
+        child_env.pop(private, None)
+    say("$ " + " ".join([shown, *args]))
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=child_env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    if proc.returncode != expect:
+        raise CheckFailed(
+            f"`{shown} {' '.join(args)}` exited {proc.returncode} (expected {expect}): "
+            + (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+        )
+    return proc.stdout
+
+
+def parse_json_output(text: str) -> Any:
+    """The JSON a command printed, or CheckFailed quoting the start of what it printed instead."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckFailed(f"expected JSON output: {exc}: {text[:300]!r}") from None
+
+
+def checks_main(checks: Mapping[str, Check], argv: list[str] | None = None, *, description: str) -> int:
+    """Run the one check named on the command line in a temporary folder; emit its metrics line.
+
+    Each check takes (temporary folder, tolerance) and returns its metrics, or raises CheckFailed.
+    """
+    import time
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("check", choices=sorted(checks))
+    parser.add_argument("--tol", type=float, default=1e-4, help="numeric tolerance, relative to the largest value")
+    args = parser.parse_args(argv)
+    key = args.check.replace("-", "_")
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"gate-{args.check}-") as tmp:
+        try:
+            result = checks[args.check](Path(tmp), args.tol)
+        except CheckFailed as exc:
+            say(f"FAILED {args.check}: {exc}")
+            emit({key: {"ok": False, "reason": str(exc)}, "reason": f"{args.check}: {exc}"})
+            return EXIT_FAILED
+    result["seconds"] = round(time.monotonic() - t0, 2)
+    say(f"passed {args.check}: {json.dumps(result)}")
+    emit({key: {"ok": True, **result}})
+    return EXIT_PASSED
