@@ -2,14 +2,18 @@
 PY := .venv/bin/python
 
 
-.PHONY: setup demo test lint
+.PHONY: setup agent-clis demo test lint
 setup:
 	@bash scripts/setup.sh
+
+# the agent CLIs (Claude Code, Codex, Gemini CLI, aider) at their tested versions, in .agent-clis/
+agent-clis: setup
+	@bash scripts/install_agent_clis.sh
 
 demo: setup
 	@bash scripts/demo.sh
 
-test: setup
+test: setup agent-clis
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: setup

@@ -472,6 +472,7 @@ class Runner:
     def _argv(self, argv: list[str], workdir: Path, out_dir: Path) -> list[str]:
         values = {
             "{python}": sys.executable,
+            "{main}": str(main_checkout(self.repo)),
             "{repo}": str(self.repo),
             "{workdir}": str(workdir),
             "{out}": str(out_dir),
@@ -631,6 +632,20 @@ def _rev(repo: Path, ref: str) -> str:
     except OSError:
         return ref
     return proc.stdout.strip() or ref
+
+
+def main_checkout(repo: Path) -> Path:
+    """The main working tree of ``repo``'s repository (``repo`` itself unless it is a linked worktree).
+
+    Gates use it (``{main}`` in a command) to run with the main checkout's environment, e.g.
+    ``{main}/.venv/bin/python``, when they test an agent's worktree.
+    """
+    proc = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=repo,
+                          capture_output=True, text=True, check=False)
+    common = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+    if common is None or common.name != ".git":
+        return repo
+    return common.parent
 
 
 def load_config(repo: Path, path: Path | None = None) -> GatesConfig:

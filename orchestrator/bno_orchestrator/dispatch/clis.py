@@ -1,0 +1,79 @@
+"""The agent CLIs the orchestrator drives, and the versions it is tested with (the one place they are pinned).
+
+``scripts/setup.sh`` installs exactly these into the project-local prefix ``.agent-clis/`` (npm packages
+under ``.agent-clis/node_modules``, aider in its own venv ``.agent-clis/aider``), the test suite runs them
+against the scripted model server, and preflight compares a user's installed version with the tested one.
+
+    python -m bno_orchestrator.dispatch.clis npm      # the npm specs, one per line (for setup.sh)
+    python -m bno_orchestrator.dispatch.clis pypi     # the PyPI specs
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AgentCli:
+    """One agent CLI: its executor kind, binary name, package and the version the tests ran."""
+
+    kind: str
+    binary: str
+    registry: str  # npm | pypi
+    package: str
+    tested_version: str
+
+    @property
+    def spec(self) -> str:
+        """``package@version`` (npm) or ``package==version`` (PyPI)."""
+        return f"{self.package}@{self.tested_version}" if self.registry == "npm" else f"{self.package}=={self.tested_version}"
+
+    @property
+    def install_hint(self) -> str:
+        """How a user installs the tested version."""
+        if self.registry == "npm":
+            return f"npm install -g {self.spec}"
+        return f"python -m pip install {self.spec}  (best in its own venv, e.g. with pipx)"
+
+
+CLIS: dict[str, AgentCli] = {
+    "claude": AgentCli("claude", "claude", "npm", "@anthropic-ai/claude-code", "2.1.197"),
+    "codex": AgentCli("codex", "codex", "npm", "@openai/codex", "0.171.0"),
+    "gemini": AgentCli("gemini", "gemini", "npm", "@google/gemini-cli", "0.61.0"),
+    "aider": AgentCli("aider", "aider", "pypi", "aider-chat", "0.86.2"),
+}
+
+LOCAL_PREFIX = ".agent-clis"  # relative to a checkout of this repository
+BIN_DIR_ENV = "BNO_AGENT_BIN_DIR"  # extra directories searched first (os.pathsep separated)
+
+
+def local_bin_dirs(root: Path) -> list[Path]:
+    """Where ``setup.sh`` puts the CLIs in a checkout at ``root`` (npm's .bin, aider's venv bin)."""
+    prefix = root / LOCAL_PREFIX
+    return [prefix / "node_modules" / ".bin", prefix / "aider" / "bin"]
+
+
+def search_path(extra: list[Path] | None = None) -> str:
+    """A PATH with ``$BNO_AGENT_BIN_DIR`` and ``extra`` first, then the user's PATH."""
+    dirs = [d for d in os.environ.get(BIN_DIR_ENV, "").split(os.pathsep) if d]
+    dirs += [str(p) for p in extra or []]
+    return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the package specs of one registry, one per line."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in ("npm", "pypi"):
+        print("usage: python -m bno_orchestrator.dispatch.clis {npm|pypi}", file=sys.stderr)
+        return 2
+    for cli in CLIS.values():
+        if cli.registry == args[0]:
+            print(cli.spec)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
