@@ -276,7 +276,7 @@ def _build(phase: _Phase) -> tuple[nn.Module, Callable[[nn.Module], Callable[[li
     if phase.kind == "dense":
         if phase.model_dir is None:
             return shapes.build_dense_model(_phase_config(phase), seed=phase.seed), _engine_runner
-        return dense_twin(from_pretrained(Path(phase.model_dir), mode="inference")), _engine_runner
+        return shapes.dense_twin(from_pretrained(Path(phase.model_dir), mode="inference")), _engine_runner
     if phase.kind == "transformers":
         assert phase.model_dir is not None, "the transformers phase loads a directory"
         return _load_transformers(Path(phase.model_dir), getattr(torch, phase.hf_dtype)), _hf_runner
@@ -522,29 +522,6 @@ def _ratios(name: str, ours: Measurement, base: Measurement, prefix: str = "") -
                                                             ours.decode_cpu_ms_per_token),
         f"{prefix}memory_saving_vs_{name}": _ratio(float(base.model_rss_bytes), float(ours.model_rss_bytes)),
     }
-
-
-def dense_twin(model: Any) -> nn.Module:
-    """A dense fp32 copy of a packed model (``nn.Linear`` layers with ``Wq * beta``), built layer by layer."""
-    from bno_bitnet.model import BitNetForCausalLM, DecoderLayer
-    from bno_bitnet.shapes import _dense
-
-    dense = BitNetForCausalLM(model.config, "inference", dtype=torch.float32, init=False)
-    with torch.no_grad():
-        dense.model.embed_tokens.weight.copy_(model.model.embed_tokens.weight.float())
-        if dense.lm_head is not None and model.lm_head is not None:
-            dense.lm_head.weight.copy_(model.lm_head.weight.float())
-        for name, param in model.named_parameters():
-            if name.endswith("norm.weight"):
-                dense.get_parameter(name).copy_(param.float())
-    for src, dst in zip(model.model.layers, dense.model.layers, strict=True):
-        assert isinstance(src, DecoderLayer) and isinstance(dst, DecoderLayer)
-        attn, mlp = src.self_attn.ternary(), src.mlp.ternary()
-        dst.self_attn.qkv_proj = _dense([attn["q"], attn["k"], attn["v"]], torch.float32)  # type: ignore[assignment]
-        dst.self_attn.o_proj = _dense([attn["o"]], torch.float32)  # type: ignore[assignment]
-        dst.mlp.gate_up_proj = _dense([mlp["gate"], mlp["up"]], torch.float32)  # type: ignore[assignment]
-        dst.mlp.down_proj = _dense([mlp["down"]], torch.float32)  # type: ignore[assignment]
-    return dense.eval()
 
 
 def _load_transformers(path: Path, dtype: torch.dtype) -> nn.Module:

@@ -10,19 +10,19 @@ Three forms, decided by ``config.json``'s ``quantization_config`` (transformers'
   (transformers divides by it).
 
 Loading is lazy per tensor (``safe_open``), and builds packed layers one projection at a time: no dense
-copy of all weights is ever materialized. Every error is a :class:`CheckpointError` (or
+copy of all weights is ever materialized. The checkpoints hold transformers' separate projections (q, k,
+v, gate, up); the model's layout fuses them (:data:`bno_bitnet.model.FUSED_PROJECTIONS`), so loading
+fuses them and saving splits them again. Every error is a :class:`CheckpointError` (or
 :class:`ConfigError`) naming the file and the tensor or field. Saving writes a temporary directory beside
-the target and renames it at the end, so a failure leaves nothing half-written.
+the target and swaps it in at the end, so a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +31,11 @@ from typing import Any
 import torch
 
 from bno_bitnet.errors import BitNetError, CheckpointError, ConfigError
-from bno_bitnet.layers import BitLinear, check_mode
-from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer, Ternary
+from bno_bitnet.layers import BitLinear, Ternary, check_mode, fuse_ternary
+from bno_bitnet.model import FUSED_PROJECTIONS, BitNetConfig, BitNetForCausalLM, DecoderLayer
 from bno_bitnet.packing import pack_hf, packed_rows, unpack_hf
 from bno_bitnet.quant import absmean_quantize, latent_from_ternary
+from bno_foundation.atomic import staged_directory, swap_directory
 from bno_foundation.jsonfile import read_json_object
 
 FORMS: tuple[str, ...] = ("latent", "packed-autobitlinear", "packed-bitlinear")
@@ -45,11 +46,6 @@ INDEX_FILE = "model.safetensors.index.json"
 OUT_FEATURES_KEY = "bitnet.packed_out_features"  # safetensors metadata: {tensor: N} for N % 4 != 0
 _FLOAT_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
-_PROJ_SHORT = {
-    "self_attn.q_proj": ("attn", "q"), "self_attn.k_proj": ("attn", "k"), "self_attn.v_proj": ("attn", "v"),
-    "self_attn.o_proj": ("attn", "o"), "mlp.gate_proj": ("mlp", "gate"), "mlp.up_proj": ("mlp", "up"),
-    "mlp.down_proj": ("mlp", "down"),
-}
 
 
 # ==================================================================== reading
@@ -117,13 +113,13 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     if not root.is_dir():
         raise CheckpointError(f"{root}: not a directory (expected a model directory with {CONFIG_FILE})")
     config_path = root / CONFIG_FILE
-    raw = read_json_object(config_path)
+    raw = read_json_object(config_path, error=CheckpointError)
     config = BitNetConfig.from_hf_dict(raw, str(config_path))
     form = checkpoint_form(raw, str(config_path))
     index_path = root / INDEX_FILE
     tensor_files: dict[str, Path] = {}
     if index_path.exists():
-        weight_map = read_json_object(index_path).get("weight_map")
+        weight_map = read_json_object(index_path, error=CheckpointError).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise CheckpointError(f"{index_path}: field 'weight_map' is missing or empty")
         for name, file in weight_map.items():
@@ -267,6 +263,7 @@ def from_pretrained(
 
 
 def _load_into(model: BitNetForCausalLM, reader: _Reader, form: str, mode: str, dtype: torch.dtype) -> None:
+    """Fill ``model`` (built with ``init=False``) from the checkpoint, fusing q|k|v and gate|up."""
     c = model.config
     h = c.hidden_size
     model.model.embed_tokens.weight = torch.nn.Parameter(
@@ -286,20 +283,16 @@ def _load_into(model: BitNetForCausalLM, reader: _Reader, form: str, mode: str, 
             ("mlp.ffn_sub_norm", layer.mlp.ffn_sub_norm, c.intermediate_size),
         ):
             norm.weight = torch.nn.Parameter(reader.get_float(f"{prefix}.{norm_name}.weight", (size,), dtype))
-        if form == "latent" and mode == "train":
-            for proj, (n, k) in shapes.items():
-                module = layer.get_submodule(proj)
-                assert isinstance(module, BitLinear) and module.weight is not None
-                latent = reader.get(f"{prefix}.{proj}.weight", (n, k), tuple(_FLOAT_DTYPES))
-                module.weight = torch.nn.Parameter(latent.to(dtype))
-            continue
-        attn: dict[str, Ternary] = {}
-        mlp: dict[str, Ternary] = {}
-        for proj, (n, k) in shapes.items():
-            group, short = _PROJ_SHORT[proj]
-            (attn if group == "attn" else mlp)[short] = reader.get_ternary(f"{prefix}.{proj}", n, k, form)
-        layer.self_attn.set_ternary(attn, mode, dtype)
-        layer.mlp.set_ternary(mlp, mode, dtype)
+        for fused, parts in FUSED_PROJECTIONS.items():
+            module = layer.get_submodule(fused)
+            assert isinstance(module, BitLinear)
+            if form == "latent" and mode == "train":  # the float latents themselves, rows concatenated
+                latents = [reader.get(f"{prefix}.{p}.weight", shapes[p], tuple(_FLOAT_DTYPES)).to(dtype)
+                           for p in parts]  # [(N_i, K)]
+                module.weight = torch.nn.Parameter(torch.cat(latents))  # (N, K)
+            else:
+                ternary = [reader.get_ternary(f"{prefix}.{p}", *shapes[p], form) for p in parts]
+                module.set_ternary(*fuse_ternary(ternary))
 
 
 # ==================================================================== writing
@@ -329,23 +322,22 @@ def _model_tensors(model: BitNetForCausalLM, form: str) -> Iterator[tuple[str, t
         yield f"{prefix}.post_attention_layernorm.weight", layer.post_attention_layernorm.weight.detach(), None
         yield f"{prefix}.self_attn.attn_sub_norm.weight", layer.self_attn.attn_sub_norm.weight.detach(), None
         yield f"{prefix}.mlp.ffn_sub_norm.weight", layer.mlp.ffn_sub_norm.weight.detach(), None
-        projections = {**{f"self_attn.{k}_proj": v for k, v in layer.self_attn.ternary().items()},
-                       **{f"mlp.{k}_proj": v for k, v in layer.mlp.ternary().items()}}
-        for proj in c.linear_shapes():
-            name = f"{prefix}.{proj}"
-            if form == "latent":
-                module = layer.get_submodule(proj) if model.mode == "train" else None
-                if isinstance(module, BitLinear) and module.weight is not None:
-                    yield f"{name}.weight", module.weight.detach(), None
-                else:
-                    wq, beta = projections[proj]
-                    yield f"{name}.weight", latent_from_ternary(wq, beta, model.dtype), None
+        for fused, parts in FUSED_PROJECTIONS.items():
+            module = layer.get_submodule(fused)
+            assert isinstance(module, BitLinear)
+            names = [f"{prefix}.{p}" for p in parts]
+            if form == "latent" and module.weight is not None:  # train mode: the latents themselves
+                for name, latent in zip(names, module.weight.detach().split(module.segments), strict=True):
+                    yield f"{name}.weight", latent, None  # (N_i, K)
                 continue
-            wq, beta = projections[proj]
-            n = wq.shape[0]
-            yield f"{name}.weight", pack_hf(wq), (n if n % 4 else None)
-            scale = beta.float() if form == "packed-autobitlinear" else 1.0 / beta.float()
-            yield f"{name}.weight_scale", scale.reshape(1), None
+            for name, (wq, beta) in zip(names, module.ternary_parts(), strict=True):
+                if form == "latent":
+                    yield f"{name}.weight", latent_from_ternary(wq, beta, model.dtype), None
+                    continue
+                n = wq.shape[0]
+                yield f"{name}.weight", pack_hf(wq), (n if n % 4 else None)
+                scale = beta.float() if form == "packed-autobitlinear" else 1.0 / beta.float()
+                yield f"{name}.weight_scale", scale.reshape(1), None
     yield "model.norm.weight", model.model.norm.weight.detach(), None
     if not c.tie_word_embeddings:
         if model.lm_head is None:
@@ -374,35 +366,18 @@ def save_pretrained(
         raise BitNetError(f"unknown linear_class {linear_class!r}; expected one of {LINEAR_CLASSES}")
     form = _normalize_form(form, linear_class)
     target = Path(path)
+    exists = f"{target}: already exists (pass overwrite=True / --force to replace it)"
     if target.exists() and not overwrite:
-        raise BitNetError(f"{target}: already exists (pass overwrite=True / --force to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+        raise BitNetError(exists)
+    with staged_directory(target) as tmp:
         _write_checkpoint(model, tmp, form, max_shard_bytes)
         for f in extra_files or []:
             shutil.copy2(f, tmp / f.name)
-        _replace_dir(tmp, target, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            swap_directory(tmp, target, overwrite=overwrite)
+        except FileExistsError:  # created by someone else while we wrote
+            raise BitNetError(exists) from None
     return target
-
-
-def _replace_dir(tmp: Path, target: Path, overwrite: bool) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    if not overwrite:
-        raise BitNetError(f"{target}: already exists (pass overwrite=True / --force to replace it)")
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, old / "d")
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        os.replace(old / "d", target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_checkpoint(model: BitNetForCausalLM, out: Path, form: str, max_shard_bytes: int | None) -> None:
@@ -440,15 +415,6 @@ def _write_checkpoint(model: BitNetForCausalLM, out: Path, form: str, max_shard_
     config["quantization_config"] = _quantization_config(form)
     config["dtype"] = _DTYPE_NAMES.get(model.dtype, "float32")
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def bits_per_weight_hf(config: BitNetConfig) -> float:
-    """Storage bits per ternary weight of the HF packed layout for this config (2.0 + row padding)."""
-    total = bits = 0.0
-    for n, k in config.linear_shapes().values():
-        total += n * k
-        bits += 8.0 * packed_rows(n) * k
-    return bits / total if total else math.nan
 
 
 __all__ = [

@@ -6,14 +6,15 @@ and GQA whose output passes ``attn_sub_norm`` before ``o_proj``; a ReLU² MLP
 :class:`bno_bitnet.layers.BitLinear`; embeddings, norms and the head stay high precision (an optional
 per-row int8 head is offered for fast decoding).
 
-Modes: ``"train"`` keeps separate q/k/v and gate/up projections with latent weights (parameter names
-match transformers'); ``"inference"`` fuses q|k|v and gate|up into one packed weight each with
-per-output-channel scales, which gives the same result (the activation quantization is shared).
+One layout in both modes (as in gpt-fast): q|k|v and gate|up are each one fused :class:`BitLinear` whose
+row blocks keep their own per-tensor beta, so the result is that of the separate projections (the
+activation quantization is shared). :data:`FUSED_PROJECTIONS` maps them to transformers' separate
+projections; :mod:`bno_bitnet.hf` fuses at load and splits at save. Modes: ``"train"`` keeps latent float
+weights (straight-through fake quantization), ``"inference"`` packed 2-bit weights and the kernels.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,14 @@ from bno_bitnet.errors import BitNetError, ConfigError
 from bno_bitnet.kv_cache import KVCache
 from bno_bitnet.layers import BitLinear, check_mode
 
-Ternary = tuple[torch.Tensor, torch.Tensor]  # (wq int8 (N, K), beta fp32 0-d)
+# Each ternary projection of a decoder layer (module path) -> the transformers projections it fuses, in
+# row order. The order of the whole table is transformers' (q, k, v, o, gate, up, down).
+FUSED_PROJECTIONS: dict[str, tuple[str, ...]] = {
+    "self_attn.qkv_proj": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+    "self_attn.o_proj": ("self_attn.o_proj",),
+    "mlp.gate_up_proj": ("mlp.gate_proj", "mlp.up_proj"),
+    "mlp.down_proj": ("mlp.down_proj",),
+}
 
 _REQUIRED_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
 
@@ -100,16 +108,7 @@ class BitNetConfig:
             "mlp.down_proj": (h, i),
         }
 
-    # ---------------------------------------------------------------- presets and HF config.json
-    @classmethod
-    def shape_2b4t(cls) -> BitNetConfig:
-        """The shape of microsoft/bitnet-b1.58-2B-4T (random weights are the caller's business)."""
-        return cls(
-            vocab_size=128256, hidden_size=2560, intermediate_size=6912, num_hidden_layers=30,
-            num_attention_heads=20, num_key_value_heads=5, max_position_embeddings=4096, rms_norm_eps=1e-5,
-            rope_theta=500000.0, tie_word_embeddings=True, bos_token_id=128000, eos_token_id=128001,
-        )
-
+    # ---------------------------------------------------------------- HF config.json
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any], path: str = "config.json") -> BitNetConfig:
         """Build from a transformers ``config.json`` dict; :class:`ConfigError` names ``path`` and the field."""
@@ -217,53 +216,16 @@ def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) ->
 
 
 class Attention(nn.Module):
-    """Self-attention with RoPE, GQA, ``attn_sub_norm`` before ``o_proj``; fused q|k|v in inference mode."""
+    """Self-attention with RoPE, GQA and ``attn_sub_norm`` before ``o_proj``; q|k|v fused in one projection."""
 
     def __init__(self, config: BitNetConfig, mode: str, dtype: torch.dtype, init: bool) -> None:
         super().__init__()
         c = config
         self.num_heads, self.num_kv_heads, self.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
-        self.split = (c.q_size, c.kv_size, c.kv_size)
-        self.qkv_proj: BitLinear | None = None
-        self.q_proj: BitLinear | None = None
-        self.k_proj: BitLinear | None = None
-        self.v_proj: BitLinear | None = None
-        if mode == "inference":
-            self.qkv_proj = BitLinear(c.hidden_size, sum(self.split), mode=mode, dtype=dtype, init=False)
-            if init:
-                _random_fill(self.qkv_proj, self.split)
-        else:
-            self.q_proj = BitLinear(c.hidden_size, c.q_size, mode=mode, dtype=dtype, init=init)
-            self.k_proj = BitLinear(c.hidden_size, c.kv_size, mode=mode, dtype=dtype, init=init)
-            self.v_proj = BitLinear(c.hidden_size, c.kv_size, mode=mode, dtype=dtype, init=init)
-        self.o_proj = BitLinear(c.q_size, c.hidden_size, mode=mode, dtype=dtype, init=init and mode == "train")
-        if init and mode == "inference":
-            _random_fill(self.o_proj, (c.hidden_size,))
+        self.qkv_proj = BitLinear(c.hidden_size, c.q_size + 2 * c.kv_size, mode=mode, dtype=dtype, init=init,
+                                  segments=(c.q_size, c.kv_size, c.kv_size))
+        self.o_proj = BitLinear(c.q_size, c.hidden_size, mode=mode, dtype=dtype, init=init)
         self.attn_sub_norm = RMSNorm(c.q_size, c.rms_norm_eps, dtype)
-
-    @staticmethod
-    def _shapes(c: BitNetConfig) -> list[tuple[int, int]]:
-        return [(c.q_size, c.hidden_size), (c.kv_size, c.hidden_size), (c.kv_size, c.hidden_size)]
-
-    def set_ternary(self, weights: dict[str, Ternary], mode: str, dtype: torch.dtype) -> None:
-        """Install q/k/v (and o when given) from ternary matrices + per-tensor betas."""
-        if mode == "inference":
-            self.qkv_proj = fuse_ternary([weights["q"], weights["k"], weights["v"]], dtype)
-        else:
-            self.q_proj = BitLinear.from_ternary(*weights["q"], mode=mode, dtype=dtype)
-            self.k_proj = BitLinear.from_ternary(*weights["k"], mode=mode, dtype=dtype)
-            self.v_proj = BitLinear.from_ternary(*weights["v"], mode=mode, dtype=dtype)
-        if "o" in weights:
-            self.o_proj = BitLinear.from_ternary(*weights["o"], mode=mode, dtype=dtype)
-
-    def ternary(self) -> dict[str, Ternary]:
-        """q, k, v, o as ternary matrices with per-tensor betas."""
-        if self.qkv_proj is not None:
-            q, k, v = split_ternary(self.qkv_proj, self.split)
-        else:
-            assert self.q_proj is not None and self.k_proj is not None and self.v_proj is not None
-            q, k, v = self.q_proj.ternary(), self.k_proj.ternary(), self.v_proj.ternary()
-        return {"q": q, "k": k, "v": v, "o": _per_tensor(self.o_proj)}
 
     def forward(
         self,
@@ -275,17 +237,12 @@ class Attention(nn.Module):
         layer: int,
         start: int,
     ) -> torch.Tensor:
+        """x (B, T, H) -> (B, T, H); with ``cache``, this layer's K/V go to cache slots ``start .. start + T``."""
         b, t, _ = x.shape
         hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        nqk = self.split[0] + self.split[1]
-        if self.qkv_proj is not None:
-            qkv = self.qkv_proj(x)  # (B, T, Nq + 2 Nkv)
-            qk = qkv[..., :nqk].view(b, t, hq + hkv, d)  # (B, T, Hq + Hkv, D)
-            v = qkv[..., nqk:].view(b, t, hkv, d)  # (B, T, Hkv, D)
-        else:
-            assert self.q_proj is not None and self.k_proj is not None and self.v_proj is not None
-            qk = torch.cat((self.q_proj(x), self.k_proj(x)), dim=-1).view(b, t, hq + hkv, d)
-            v = self.v_proj(x).view(b, t, hkv, d)
+        qkv = self.qkv_proj(x)  # (B, T, Hq*D + 2 Hkv*D)
+        qk = qkv[..., : (hq + hkv) * d].view(b, t, hq + hkv, d)  # (B, T, Hq + Hkv, D)
+        v = qkv[..., (hq + hkv) * d :].view(b, t, hkv, d)  # (B, T, Hkv, D)
         qk = _apply_rope(qk, cos, sin)  # (B, T, Hq + Hkv, D): q and k rotated in one pass
         q = qk[:, :, :hq].transpose(1, 2)  # (B, Hq, T, D)
         k = qk[:, :, hq:].transpose(1, 2)  # (B, Hkv, T, D)
@@ -297,60 +254,26 @@ class Attention(nn.Module):
             k = cache.keys[layer, :, :, :end]  # (B, Hkv, S, D)
             v = cache.values[layer, :, :, :end]
         o = _attention(q, k, v, mask, hq != hkv)  # (B, Hq, T, D)
-        o = o.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)  # (B, T, Hq*D)
+        o = o.transpose(1, 2).reshape(b, t, hq * d)  # (B, T, Hq*D)
         out: torch.Tensor = self.o_proj(self.attn_sub_norm(o))  # (B, T, H)
         return out
 
 
 class MLP(nn.Module):
-    """``down(ffn_sub_norm(relu(gate(x))² · up(x)))``; fused gate|up in inference mode."""
+    """``down(ffn_sub_norm(relu(gate(x))² · up(x)))``; gate|up fused in one projection."""
 
     def __init__(self, config: BitNetConfig, mode: str, dtype: torch.dtype, init: bool) -> None:
         super().__init__()
         h, i = config.hidden_size, config.intermediate_size
         self.intermediate_size = i
-        self.gate_up_proj: BitLinear | None = None
-        self.gate_proj: BitLinear | None = None
-        self.up_proj: BitLinear | None = None
-        if mode == "inference":
-            self.gate_up_proj = BitLinear(h, 2 * i, mode=mode, dtype=dtype, init=False)
-            if init:
-                _random_fill(self.gate_up_proj, (i, i))
-        else:
-            self.gate_proj = BitLinear(h, i, mode=mode, dtype=dtype, init=init)
-            self.up_proj = BitLinear(h, i, mode=mode, dtype=dtype, init=init)
-        self.down_proj = BitLinear(i, h, mode=mode, dtype=dtype, init=init and mode == "train")
-        if init and mode == "inference":
-            _random_fill(self.down_proj, (h,))
+        self.gate_up_proj = BitLinear(h, 2 * i, mode=mode, dtype=dtype, init=init, segments=(i, i))
+        self.down_proj = BitLinear(i, h, mode=mode, dtype=dtype, init=init)
         self.ffn_sub_norm = RMSNorm(i, config.rms_norm_eps, dtype)
-
-    def set_ternary(self, weights: dict[str, Ternary], mode: str, dtype: torch.dtype) -> None:
-        """Install gate/up (and down when given) from ternary matrices + per-tensor betas."""
-        if mode == "inference":
-            self.gate_up_proj = fuse_ternary([weights["gate"], weights["up"]], dtype)
-        else:
-            self.gate_proj = BitLinear.from_ternary(*weights["gate"], mode=mode, dtype=dtype)
-            self.up_proj = BitLinear.from_ternary(*weights["up"], mode=mode, dtype=dtype)
-        if "down" in weights:
-            self.down_proj = BitLinear.from_ternary(*weights["down"], mode=mode, dtype=dtype)
-
-    def ternary(self) -> dict[str, Ternary]:
-        """gate, up, down as ternary matrices with per-tensor betas."""
-        if self.gate_up_proj is not None:
-            gate, up = split_ternary(self.gate_up_proj, (self.intermediate_size, self.intermediate_size))
-        else:
-            assert self.gate_proj is not None and self.up_proj is not None
-            gate, up = self.gate_proj.ternary(), self.up_proj.ternary()
-        return {"gate": gate, "up": up, "down": _per_tensor(self.down_proj)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, H) -> (B, T, H)."""
-        if self.gate_up_proj is not None:
-            gate, up = self.gate_up_proj(x).split(self.intermediate_size, dim=-1)  # (B, T, I) x 2
-        else:
-            assert self.gate_proj is not None and self.up_proj is not None
-            gate, up = self.gate_proj(x), self.up_proj(x)
-        out: torch.Tensor = self.down_proj(self.ffn_sub_norm(torch.relu(gate).square() * up))
+        gate, up = self.gate_up_proj(x).split(self.intermediate_size, dim=-1)  # (B, T, I) x 2
+        out: torch.Tensor = self.down_proj(self.ffn_sub_norm(torch.relu(gate).square() * up))  # (B, T, H)
         return out
 
 
@@ -382,7 +305,8 @@ class DecoderLayer(nn.Module):
 class Int8Head(nn.Module):
     """A per-row int8 output head: ``logits = (h @ Wq^T) * scale``; Wq int8 (V, H), scale (V,)."""
 
-    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, chunk_rows: int = 8192) -> None:
+    def __init__(self, weight: torch.Tensor, chunk_rows: int = 8192) -> None:
+        """Quantize ``weight`` (V, H) float, ``chunk_rows`` rows at a time."""
         super().__init__()
         v, _ = weight.shape
         w_int8 = torch.empty(weight.shape, dtype=torch.int8, device=weight.device)  # (V, H)
@@ -512,37 +436,20 @@ class BitNetForCausalLM(nn.Module):
         """
         if int8_embedding and not self.config.tie_word_embeddings:
             raise ConfigError("int8_embedding needs tied embeddings (tie_word_embeddings: true)")
-        self.head_int8 = Int8Head(self.head_weight(), self.dtype)
+        self.head_int8 = Int8Head(self.head_weight())
         self.lm_head = None  # tied: the embedding stays for the lookup; untied: the float head is dropped
         if int8_embedding:
             self.model.embed_tokens = Int8Embedding(self.head_int8)  # type: ignore[assignment]
 
-    def ternary_weights(self) -> dict[str, Ternary]:
-        """Every ternary projection as (wq int8 (N, K), beta 0-d fp32), keyed by its HF module path."""
-        out: dict[str, Ternary] = {}
-        for idx, layer in enumerate(self.model.layers):
-            assert isinstance(layer, DecoderLayer)
-            for short, value in layer.self_attn.ternary().items():
-                out[f"model.layers.{idx}.self_attn.{short}_proj"] = value
-            for short, value in layer.mlp.ternary().items():
-                out[f"model.layers.{idx}.mlp.{short}_proj"] = value
-        return out
-
     def convert_(self, mode: str) -> BitNetForCausalLM:
-        """Switch every projection to ``mode`` in place (train -> inference quantizes, packs and fuses)."""
+        """Switch every projection to ``mode`` in place (train -> inference quantizes and packs; the reverse
+        installs latent weights that quantize back exactly)."""
         check_mode(mode)
         if mode == self.mode:
             return self
-        for layer in self.model.layers:
-            assert isinstance(layer, DecoderLayer)
-            layer.self_attn.set_ternary(layer.self_attn.ternary(), mode, self.dtype)
-            layer.mlp.set_ternary(layer.mlp.ternary(), mode, self.dtype)
-            if mode == "inference":
-                layer.self_attn.q_proj = layer.self_attn.k_proj = layer.self_attn.v_proj = None
-                layer.mlp.gate_proj = layer.mlp.up_proj = None
-            else:
-                layer.self_attn.qkv_proj = None
-                layer.mlp.gate_up_proj = None
+        targets = [(name, m) for name, m in self.named_modules() if isinstance(m, BitLinear)]
+        for name, module in targets:
+            self.set_submodule(name, module.converted(mode, dtype=self.dtype))
         self.mode = mode
         return self
 
@@ -700,51 +607,3 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
         if threads > 1:
             torch.set_num_threads(threads)
     return o.to(dtype)
-
-
-def _random_fill(layer: BitLinear, segments: tuple[int, ...]) -> None:
-    """Random ternary weights (P(-1) = P(+1) = 1/4, P(0) = 1/2) for an inference layer; beta = 1/sqrt(K).
-
-    Fast path for the CPU layout without padding: random packed bytes whose invalid code 3 fields are
-    mapped to code 1 (weight 0). Otherwise a random int8 matrix is packed.
-    """
-    from bno_kernels.cpu import layout as cpu_layout
-    from bno_kernels.packed import PackedTernaryWeight
-
-    n, k = layer.out_features, layer.in_features
-    assert sum(segments) == n, f"segments {segments} do not add up to {n} rows"
-    beta = 1.0 / math.sqrt(k)
-    scale = torch.full((n,), beta) if len(segments) > 1 else torch.tensor(beta)
-    if n % cpu_layout.TILE_N == 0 and k % cpu_layout.GROUP_K == 0:
-        data = torch.empty(cpu_layout.packed_shape(n, k), dtype=torch.uint8).random_()
-        data ^= (data & 0xAA) & ((data & 0x55) << 1)  # code 3 (0b11) -> code 1 (0b01): weight 0
-        layer.packed = PackedTernaryWeight(data, n, k, "cpu")
-        layer.weight_scale = scale
-        return
-    probs = torch.tensor([0.25, 0.5, 0.25])
-    wq = (torch.multinomial(probs, n * k, replacement=True) - 1).to(torch.int8).view(n, k)
-    layer.set_ternary(wq, scale)
-
-
-def _per_tensor(layer: BitLinear) -> Ternary:
-    wq, ws = layer.ternary()
-    assert ws.numel() == 1, "expected a per-tensor scale on an unfused projection"
-    return wq, ws.reshape(()).float()
-
-
-def fuse_ternary(parts: list[Ternary], dtype: torch.dtype) -> BitLinear:
-    """One inference-mode BitLinear for projections sharing an input: rows concatenated, scale per channel."""
-    wq = torch.cat([p[0] for p in parts], dim=0)  # (sum N_i, K)
-    scale = torch.cat([p[1].float().reshape(()).expand(p[0].shape[0]) for p in parts])  # (sum N_i,)
-    return BitLinear.from_ternary(wq, scale, mode="inference", dtype=dtype)
-
-
-def split_ternary(layer: BitLinear, sizes: tuple[int, ...]) -> list[Ternary]:
-    """Inverse of :func:`fuse_ternary`: per-segment (wq, beta); each segment's scale must be constant."""
-    wq, ws = layer.ternary()
-    ws = ws.float().expand(wq.shape[0]) if ws.dim() == 0 else ws.float()
-    out: list[Ternary] = []
-    for w_part, s_part in zip(wq.split(list(sizes)), ws.split(list(sizes)), strict=True):
-        assert bool((s_part == s_part[0]).all()), "a fused segment has more than one scale"
-        out.append((w_part.contiguous(), s_part[0].clone()))
-    return out

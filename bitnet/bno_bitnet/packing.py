@@ -76,8 +76,3 @@ def hf_to_packed(packed: torch.Tensor, out_features: int, layout: str | None = N
 def packed_to_hf(weight: PackedTernaryWeight) -> torch.Tensor:
     """A kernel :class:`PackedTernaryWeight` (N, K) -> HF layout uint8 (ceil(N/4), K)."""
     return pack_hf(weight.to_ternary())
-
-
-def hf_bits_per_weight(out_features: int, in_features: int) -> float:
-    """Storage bits per weight of the HF layout (2.0 plus the row padding of the last block)."""
-    return 8.0 * packed_rows(out_features) * in_features / (out_features * in_features)

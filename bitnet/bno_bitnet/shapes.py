@@ -1,28 +1,46 @@
-"""Random-weight models of named shapes, built directly in packed form (no weights can be downloaded here).
+"""Named model shapes, random-weight models built directly in packed form, and their dense fp32 twins.
 
 ``build_random_model("2b4t")`` makes a model of microsoft/bitnet-b1.58-2B-4T's shape whose ternary
 projections are random codes packed one projection at a time: no dense fp32 copy of the model ever
-exists (the largest temporary is one int8 (N, K) matrix). Embeddings (tied head) are bf16 by default.
+exists (the largest temporary is one fused int8 (N, K) matrix). Embeddings (tied head) are bf16 by default.
 
 Every ternary matrix comes from its own generator, seeded by ``(seed, layer, projection)``, so the same
-seed gives the same weights at any depth and in any form: :func:`build_dense_model` builds the dense fp32
-twin (``nn.Linear`` layers holding ``Wq * beta``) of exactly the weights :func:`build_random_model` packs,
-one layer at a time, for like-for-like benchmarks.
+seed gives the same weights at any depth and in any form. The dense twin (``nn.Linear`` layers holding
+``Wq * beta``, for like-for-like benchmarks) is built by one routine, :func:`_densify_layer`, either from
+the seed (:func:`build_dense_model`, one layer at a time) or from a loaded model (:func:`dense_twin`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
 from bno_bitnet.errors import ConfigError
-from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer, Ternary
+from bno_bitnet.layers import BitLinear, Ternary, fuse_ternary
+from bno_bitnet.model import FUSED_PROJECTIONS, BitNetConfig, BitNetForCausalLM, DecoderLayer
+from bno_kernels.shapes import (
+    HIDDEN_SIZE_2B4T,
+    INTERMEDIATE_SIZE_2B4T,
+    NUM_ATTENTION_HEADS_2B4T,
+    NUM_KEY_VALUE_HEADS_2B4T,
+)
 
 PROJECTIONS: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")
 _EMBED_CHUNK_ROWS = 8192
+
+
+def _2b4t() -> BitNetConfig:
+    """The shape of microsoft/bitnet-b1.58-2B-4T (its config.json; the matmul dimensions are
+    :mod:`bno_kernels.shapes`')."""
+    return BitNetConfig(
+        vocab_size=128256, hidden_size=HIDDEN_SIZE_2B4T, intermediate_size=INTERMEDIATE_SIZE_2B4T,
+        num_hidden_layers=30, num_attention_heads=NUM_ATTENTION_HEADS_2B4T,
+        num_key_value_heads=NUM_KEY_VALUE_HEADS_2B4T, max_position_embeddings=4096, rms_norm_eps=1e-5,
+        rope_theta=500000.0, tie_word_embeddings=True, bos_token_id=128000, eos_token_id=128001,
+    )
 
 
 def _tiny() -> BitNetConfig:
@@ -32,7 +50,7 @@ def _tiny() -> BitNetConfig:
 
 
 SHAPES: dict[str, Callable[[], BitNetConfig]] = {
-    "2b4t": BitNetConfig.shape_2b4t,
+    "2b4t": _2b4t,
     "tiny": _tiny,
 }
 
@@ -50,12 +68,9 @@ def shape_config(name: str, layers: int | None = None) -> BitNetConfig:
     return config
 
 
-def _projection_shapes(config: BitNetConfig) -> dict[str, tuple[int, int]]:
-    return {name.split(".")[1].removesuffix("_proj"): shape for name, shape in config.linear_shapes().items()}
-
-
 def random_ternary(seed: int, layer: int, projection: str, shape: tuple[int, int]) -> Ternary:
-    """The ternary matrix of ``projection`` in ``layer``: int8 (N, K) codes in {-1, 0, 1} and beta.
+    """The ternary matrix of ``projection`` (q k v o gate up down) in ``layer``: int8 (N, K) codes in
+    {-1, 0, 1} and beta (0-d fp32).
 
     Deterministic in ``(seed, layer, projection)``; beta = 1/sqrt(K) keeps activations O(1).
     """
@@ -67,10 +82,12 @@ def random_ternary(seed: int, layer: int, projection: str, shape: tuple[int, int
     return wq, torch.tensor(1.0 / math.sqrt(k), dtype=torch.float32)
 
 
-def layer_weights(config: BitNetConfig, seed: int, layer: int) -> dict[str, Ternary]:
-    """All seven ternary projections of one layer, keyed q k v o gate up down."""
-    shapes = _projection_shapes(config)
-    return {p: random_ternary(seed, layer, p, shapes[p]) for p in PROJECTIONS}
+def _random_projections(config: BitNetConfig, seed: int, layer: int) -> Iterator[tuple[str, Ternary]]:
+    """Each fused projection of ``layer`` (module path, (wq (N, K), scale)), one at a time."""
+    shapes = config.linear_shapes()  # transformers' name -> (N, K)
+    for fused, parts in FUSED_PROJECTIONS.items():
+        short = [p.split(".")[1].removesuffix("_proj") for p in parts]  # "self_attn.q_proj" -> "q"
+        yield fused, fuse_ternary([random_ternary(seed, layer, s, shapes[p]) for s, p in zip(short, parts, strict=True)])
 
 
 def fill_random_embedding(weight: torch.Tensor, seed: int, std: float,
@@ -117,7 +134,7 @@ def build_random_model(config: BitNetConfig | str, *, layers: int | None = None,
 
     Built layer by layer: each projection's int8 codes are generated, packed and dropped before the next.
     ``dtype``: activations and norms; ``embed_dtype``: storage of the embedding (and untied head); bf16
-    keeps 2B4T's table at 656 MB. Where the model class has a single dtype, ``embed_dtype`` is used for all.
+    keeps 2B4T's table at 656 MB.
     """
     cfg = _check_shape_args(config, layers)
     for name, value in (("dtype", dtype), ("embed_dtype", embed_dtype)):
@@ -125,31 +142,28 @@ def build_random_model(config: BitNetConfig | str, *, layers: int | None = None,
             raise ConfigError(f"{name}: expected float32 or bfloat16, got {value}")
     model = _new_model(cfg, dtype, embed_dtype)
     _fill_embeddings(model, cfg, seed)
-    layer_dtype = model.dtype
     for idx, layer in enumerate(model.model.layers):
-        assert isinstance(layer, DecoderLayer)
-        weights = layer_weights(cfg, seed, idx)
-        layer.self_attn.set_ternary({p: weights[p] for p in ("q", "k", "v", "o")}, "inference", layer_dtype)
-        layer.mlp.set_ternary({p: weights[p] for p in ("gate", "up", "down")}, "inference", layer_dtype)
-        del weights
+        for name, (wq, scale) in _random_projections(cfg, seed, idx):
+            _bitlinear(layer, name).set_ternary(wq, scale)
     if lm_head_int8 or int8_embedding:
         model.quantize_head_int8(int8_embedding=int8_embedding)
     release_freed_memory()
     return model.eval()
 
 
-def _dense(parts: list[Ternary], dtype: torch.dtype) -> nn.Linear:
-    """nn.Linear whose weight is the row concatenation of ``wq * beta`` of each part."""
-    n = sum(p[0].shape[0] for p in parts)
-    k = parts[0][0].shape[1]
+def dense_linear(wq: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> nn.Linear:
+    """nn.Linear (no bias) holding ``wq * scale`` in ``dtype``: wq int8 (N, K), scale 0-d or (N,) per row."""
+    n, k = wq.shape
     linear = nn.Linear(k, n, bias=False, device="meta")
-    weight = torch.empty(n, k, dtype=dtype)  # (N, K)
-    row = 0
-    for wq, beta in parts:
-        weight[row:row + wq.shape[0]] = wq.to(dtype) * beta.to(dtype)
-        row += wq.shape[0]
-    linear.weight = nn.Parameter(weight, requires_grad=False)
+    rows = scale.to(dtype).reshape(-1, 1) if scale.dim() else scale.to(dtype)  # (N, 1) or ()
+    linear.weight = nn.Parameter(wq.to(dtype) * rows, requires_grad=False)  # (N, K)
     return linear
+
+
+def _densify_layer(layer: DecoderLayer, projections: Iterable[tuple[str, Ternary]], dtype: torch.dtype) -> None:
+    """Replace the named projections of ``layer`` by :func:`dense_linear` of the given ternary weights."""
+    for name, (wq, scale) in projections:
+        layer.set_submodule(name, dense_linear(wq, scale, dtype))
 
 
 def build_dense_model(config: BitNetConfig | str, *, layers: int | None = None, seed: int = 0,
@@ -166,15 +180,31 @@ def build_dense_model(config: BitNetConfig | str, *, layers: int | None = None, 
     _fill_embeddings(model, cfg, seed, round_to=embed_values)
     for idx, layer in enumerate(model.model.layers):
         assert isinstance(layer, DecoderLayer)
-        w = layer_weights(cfg, seed, idx)
-        attn, mlp = layer.self_attn, layer.mlp
-        attn.qkv_proj = _dense([w["q"], w["k"], w["v"]], dtype)  # type: ignore[assignment]
-        attn.o_proj = _dense([w["o"]], dtype)  # type: ignore[assignment]
-        mlp.gate_up_proj = _dense([w["gate"], w["up"]], dtype)  # type: ignore[assignment]
-        mlp.down_proj = _dense([w["down"]], dtype)  # type: ignore[assignment]
-        del w
+        _densify_layer(layer, _random_projections(cfg, seed, idx), dtype)
     release_freed_memory()
     return model.eval()
+
+
+def dense_twin(model: BitNetForCausalLM) -> BitNetForCausalLM:
+    """A dense fp32 copy of a model (``nn.Linear`` layers with ``Wq * beta``), built layer by layer."""
+    dense = BitNetForCausalLM(model.config, "inference", dtype=torch.float32, init=False)
+    with torch.no_grad():
+        dense.model.embed_tokens.weight.copy_(model.model.embed_tokens.weight.float())
+        if dense.lm_head is not None and model.lm_head is not None:
+            dense.lm_head.weight.copy_(model.lm_head.weight.float())
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):
+                dense.get_parameter(name).copy_(param.float())
+    for src, dst in zip(model.model.layers, dense.model.layers, strict=True):
+        assert isinstance(dst, DecoderLayer)
+        _densify_layer(dst, ((name, _bitlinear(src, name).ternary()) for name in FUSED_PROJECTIONS), torch.float32)
+    return dense.eval()
+
+
+def _bitlinear(layer: nn.Module, name: str) -> BitLinear:
+    module = layer.get_submodule(name)
+    assert isinstance(module, BitLinear), f"{name} is a {type(module).__name__}, not a BitLinear"
+    return module
 
 
 def release_freed_memory() -> bool:

@@ -15,7 +15,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,18 @@ import torch
 import torch.nn.functional as F
 
 from bno_kernels.packed import PackedTernaryWeight
+from bno_kernels.shapes import fused_shape
 
-# The 2B4T linear shapes, written K x N (in_features x out_features).
-SHAPES_2B4T: dict[str, tuple[int, int]] = {
-    "attn.o": (2560, 2560),
-    "mlp.up": (2560, 6912),
-    "mlp.down": (6912, 2560),
-    "attn.qkv": (2560, 3840),
-    "mlp.gate_up": (2560, 13824),
+# The 2B4T matmuls of a layer (as the model runs them: q|k|v and gate|up fused), by name: (N, K).
+_MATMULS_2B4T: dict[str, tuple[int, int]] = {
+    "attn.o": fused_shape("o_proj"),
+    "mlp.up": fused_shape("up_proj"),
+    "mlp.down": fused_shape("down_proj"),
+    "attn.qkv": fused_shape("q_proj", "k_proj", "v_proj"),
+    "mlp.gate_up": fused_shape("gate_proj", "up_proj"),
 }
+# The same shapes written K x N (in_features x out_features), as ``--shapes`` takes them.
+SHAPES_2B4T: dict[str, tuple[int, int]] = {name: (k, n) for name, (n, k) in _MATMULS_2B4T.items()}
 DEFAULT_M: tuple[int, ...] = (1, 8, 32, 128)
 QUICK_SHAPES: tuple[str, ...] = ("attn.o", "mlp.down")
 QUICK_M: tuple[int, ...] = (1, 8)
@@ -488,12 +491,3 @@ def config_from_args(
         min_time_s=min_time_s,
         llc_bytes=llc_bytes,
     )
-
-
-def summary_lines(report: dict[str, Any]) -> Sequence[str]:
-    """One line per result (for logs)."""
-    return [
-        f"{r['name']} {r['shape']} M={r['m']}: {r['gbps']['ours']:.1f} GB/s, "
-        + ", ".join(f"{k} {v:.2f}" for k, v in r["speedup"].items() if v is not None)
-        for r in report["results"]
-    ]

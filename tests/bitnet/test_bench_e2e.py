@@ -21,8 +21,9 @@ from bno_bitnet.bench_e2e import (
 from bno_bitnet.cli import main
 from bno_bitnet.engine import Engine
 from bno_bitnet.errors import ConfigError
+from bno_bitnet.layers import BitLinear
 from bno_bitnet.sampling import GenerationConfig
-from bno_bitnet.shapes import build_dense_model, build_random_model, shape_config
+from bno_bitnet.shapes import build_dense_model, build_random_model, dense_twin, shape_config
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +124,15 @@ def test_packed_model_is_small_and_dense_twin_has_the_same_weights() -> None:
     n_ternary = packed.parameter_counts()["ternary"]
     assert tensor_bytes(dense) - tensor_bytes(packed) > 3 * n_ternary  # fp32 vs ~2 bits per weight
     assert torch.equal(packed.model.embed_tokens.weight.float(), dense.model.embed_tokens.weight)
-    layer = packed.model.layers[0]
-    wq, scale = layer.mlp.gate_up_proj.ternary()  # type: ignore[union-attr]
-    dense_w = dense.model.layers[0].mlp.gate_up_proj.weight  # type: ignore[union-attr]
+    gate_up = packed.model.layers[0].get_submodule("mlp.gate_up_proj")
+    assert isinstance(gate_up, BitLinear)
+    wq, scale = gate_up.ternary()
+    dense_w = dense.model.layers[0].get_submodule("mlp.gate_up_proj").weight
     torch.testing.assert_close(dense_w, wq.float() * scale[:, None])
+    # the dense twin of the packed model (what a model directory gets) is the same dense model
+    twin = dense_twin(packed).state_dict()
+    assert twin.keys() == dense.state_dict().keys()
+    assert all(torch.equal(t, dense.state_dict()[k]) for k, t in twin.items())
     # the dense twin runs the same architecture: its greedy tokens mostly agree with the packed model
     cfg = GenerationConfig(max_new_tokens=1, stop_at_eos=False)
     prompts = [[256, i, i + 1, i + 2] for i in range(0, 200, 10)]

@@ -84,6 +84,21 @@ def test_failed_convert_leaves_nothing(tiny_hf_dir: TinyHfDir, tmp_path: Path, m
     assert list(tmp_path.iterdir()) == []
 
 
+def test_save_racing_another_writer_is_refused(tiny_hf_dir: TinyHfDir, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target that appears while the checkpoint is written is not replaced without overwrite."""
+    import bno_bitnet.hf
+    from bno_bitnet.errors import BitNetError
+
+    def someone_else_wrote(new: Path, target: Path, *, overwrite: bool) -> None:
+        raise FileExistsError(str(target))
+
+    monkeypatch.setattr(bno_bitnet.hf, "swap_directory", someone_else_wrote)
+    with pytest.raises(BitNetError, match=r"out: already exists \(pass overwrite=True / --force"):
+        bno_bitnet.hf.save_pretrained(from_pretrained(tiny_hf_dir("latent", "gqa")), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == [], "the staged directory is removed"
+
+
 # -------------------------------------------------------------------- bad input
 def _edit_config(path: Path, **changes: object) -> None:
     cfg = json.loads((path / "config.json").read_text())

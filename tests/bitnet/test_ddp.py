@@ -14,7 +14,8 @@ import pytest
 
 from bno_bitnet.cli import main as cli_main
 from bno_bitnet.data import CORPUS_DIR
-from bno_bitnet.train import LOG_FILE, SUMMARY_FILE, load_checkpoint, read_log
+from bno_bitnet.training.checkpoint import load_checkpoint
+from bno_bitnet.training.loop import LOG_FILE, SUMMARY_FILE, read_log
 
 CORPUS = CORPUS_DIR / "austen_northanger_abbey.txt.gz"
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from bno_bitnet.hf import from_pretrained, save_pretrained
 from bno_bitnet.layers import BitLinear
-from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer, fuse_ternary
+from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer
 from bno_bitnet.quant import ste_activation_quant, ste_weight_quant
 from bno_kernels.dispatch import ternary_matmul
 from tests.bitnet.tiny import HF_FORMS, config_kwargs, hf_logits, write_hf_form
@@ -54,12 +54,18 @@ def test_train_forward_is_bit_identical_to_the_kernel(backend: str) -> None:
     y_train = layer(x)  # (3, 7, 40)
     y_kernel = ternary_matmul(x, packed.packed, packed.weight_scale, backend=backend)
     assert torch.equal(y_train, y_kernel), f"max diff {(y_train - y_kernel).abs().max().item():.3g}"
-    # the fused per-channel form (q|k|v, gate|up) gives the same bits row block by row block
+    # the fused per-channel form (q|k|v, gate|up) gives the same bits row block by row block, packed
+    # and in train mode (one latent weight, one beta per segment)
     other = BitLinear(96, 24, mode="train")
-    fused = fuse_ternary([layer.ternary(), other.ternary()], torch.float32)
-    assert fused.packed is not None and fused.weight_scale is not None
+    fused = BitLinear.from_parts([layer.ternary(), other.ternary()])
+    assert fused.packed is not None and fused.weight_scale is not None and fused.segments == (40, 24)
     y_fused = ternary_matmul(x, fused.packed, fused.weight_scale, backend=backend)
     assert torch.equal(y_fused, torch.cat((y_train, other(x)), dim=-1))
+    fused_train = fused.converted("train")  # latents that quantize back to the same codes, same betas
+    parts = fused_train.ternary_parts()
+    assert [torch.equal(a[0], b[0]) for a, b in zip(parts, [layer.ternary(), other.ternary()], strict=True)] == [
+        True, True]
+    torch.testing.assert_close(fused_train(x), y_fused, rtol=1e-5, atol=1e-5)
 
 
 def test_train_forward_gradients_are_the_straight_through_ones() -> None:

@@ -10,6 +10,8 @@ from bno_bitnet.hf import from_pretrained, save_pretrained
 from bno_bitnet.kv_cache import KVCache
 from bno_bitnet.layers import BitLinear
 from bno_bitnet.model import BitNetConfig, BitNetForCausalLM, DecoderLayer
+from bno_bitnet.shapes import shape_config
+from bno_kernels.shapes import HEAD_DIM_2B4T, PROJECTIONS_2B4T
 from tests.bitnet.conftest import TinyHfDir
 from tests.bitnet.tiny import config_kwargs
 
@@ -26,7 +28,12 @@ def test_config_round_trip_and_legacy_rope(tiny_config: BitNetConfig) -> None:
     legacy = {k: v for k, v in d.items() if k != "rope_parameters"}
     legacy["rope_theta"] = 10000.0
     assert BitNetConfig.from_hf_dict(legacy).rope_theta == 10000.0
-    assert BitNetConfig.shape_2b4t().head_dim == 128
+
+
+def test_2b4t_shape_has_the_kernel_benchmarks_matmuls() -> None:
+    config = shape_config("2b4t")
+    assert config.head_dim == HEAD_DIM_2B4T == 128
+    assert {name.split(".")[1]: shape for name, shape in config.linear_shapes().items()} == PROJECTIONS_2B4T
 
 
 @pytest.mark.parametrize(
@@ -51,16 +58,24 @@ def test_config_errors_name_file_and_field(tiny_config: BitNetConfig, change: di
     assert "some/dir/config.json" in str(info.value)
 
 
-def test_inference_mode_fuses_and_matches_train_mode(tiny_config: BitNetConfig, tiny_input_ids: torch.Tensor) -> None:
+def test_one_fused_layout_in_both_modes(tiny_config: BitNetConfig, tiny_input_ids: torch.Tensor) -> None:
     model = _model(tiny_config)
+    c = tiny_config
     with torch.no_grad():
         ref = model(tiny_input_ids)
         model.convert_("inference")
         out = model(tiny_input_ids)
     layer = model.model.layers[0]
     assert isinstance(layer, DecoderLayer)
-    assert isinstance(layer.self_attn.qkv_proj, BitLinear) and layer.self_attn.q_proj is None
-    assert isinstance(layer.mlp.gate_up_proj, BitLinear) and layer.mlp.gate_proj is None
+    for mode in ("inference", "train"):
+        projections = {n: m for n, m in layer.named_modules() if isinstance(m, BitLinear)}
+        assert list(projections) == ["self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"]
+        assert projections["self_attn.qkv_proj"].segments == (c.q_size, c.kv_size, c.kv_size)
+        assert projections["mlp.gate_up_proj"].segments == (c.intermediate_size, c.intermediate_size)
+        assert all(m.mode == mode for m in projections.values())
+        if mode == "inference":
+            model.convert_("train")
+    model.convert_("inference")
     assert ref.dtype == torch.float32 and ref.shape == (2, 11, tiny_config.vocab_size)
     assert (out - ref).abs().max() <= 1e-4
     with torch.no_grad():

@@ -12,24 +12,20 @@ from typing import Any
 import pytest
 import torch
 
-from bno_bitnet import train as train_mod
 from bno_bitnet.cli import main as cli_main
 from bno_bitnet.data import CORPUS_DIR
 from bno_bitnet.errors import CheckpointError, ConfigError
-from bno_bitnet.train import (
+from bno_bitnet.training.checkpoint import (
     CHECKPOINTS_SUBDIR,
-    LOG_FILE,
     META_FILE,
     STATE_FILE,
-    TwoStageSchedule,
-    check_resume_compatible,
     list_checkpoints,
     load_checkpoint,
-    preset_config,
-    read_log,
     save_checkpoint,
-    train,
 )
+from bno_bitnet.training.config import check_resume_compatible, config_hash, preset_config
+from bno_bitnet.training.loop import LOG_FILE, evaluate, read_log, train
+from bno_bitnet.training.schedule import TwoStageSchedule
 
 # one short novel keeps corpus loading quick
 CORPUS = [CORPUS_DIR / "austen_northanger_abbey.txt.gz"]
@@ -127,7 +123,7 @@ def test_resume_compatibility_names_the_field() -> None:
 
 def test_checkpoint_roundtrip_keep_and_atomic_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = preset_config("test")
-    meta = {"config": cfg.model_dump(mode="json"), "config_hash": train_mod.config_hash(cfg), "world_size": 1}
+    meta = {"config": cfg.model_dump(mode="json"), "config_hash": config_hash(cfg), "world_size": 1}
     state = {"model": {"w": torch.arange(4.0)}, "optimizer": {}, "sampler": {}, "rng": {}}
     ck = tmp_path / "ck"
     for step in (1, 2, 3):
@@ -146,6 +142,16 @@ def test_checkpoint_roundtrip_keep_and_atomic_failure(tmp_path: Path, monkeypatc
         save_checkpoint(ck, 4, state, meta, keep=2)
     assert _tree_digest(ck) == before, "a failed save must leave the previous checkpoints untouched"
     assert sorted(p.name for p in ck.iterdir()) == ["step-00000002", "step-00000003"], "no temp dir left"
+
+
+def test_checkpoint_of_another_version_is_refused(tmp_path: Path) -> None:
+    cfg = preset_config("test")
+    meta = {"config": cfg.model_dump(mode="json"), "config_hash": config_hash(cfg), "world_size": 1}
+    ck = save_checkpoint(tmp_path / "ck", 1, {"model": {}, "optimizer": {}, "sampler": {}, "rng": {}}, meta)
+    stored = json.loads((ck / META_FILE).read_text(encoding="utf-8"))
+    (ck / META_FILE).write_text(json.dumps({**stored, "version": 1}), encoding="utf-8")
+    with pytest.raises(CheckpointError, match=r"meta\.json: version: 1, this build reads 2"):
+        load_checkpoint(ck)
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
@@ -273,7 +279,7 @@ def test_finished_run_exports_a_model_that_generate_loads(tmp_path: Path,
     # the exported packed model computes the same loss as the trained model (up to kernel rounding)
     model = from_pretrained(out / "model", mode="inference")
     val = ByteWindowDataset(load_corpus(CORPUS, val_fraction=cfg.val_fraction).val, cfg.seq_len)
-    exported_val = train_mod.evaluate(model, val, batches=cfg.eval_batches, batch_size=cfg.batch_size)
+    exported_val = evaluate(model, val, batches=cfg.eval_batches, batch_size=cfg.batch_size)
     assert exported_val == pytest.approx(final_val, rel=2e-2)
     assert model.config.vocab_size == 258 and model.config.eos_token_id == 257
     assert cli_main(["generate", str(out / "model"), "--prompt", "It is a truth", "--max-new-tokens", "6",

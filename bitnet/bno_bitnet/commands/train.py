@@ -62,8 +62,10 @@ def _corpus_paths(values: list[str] | None) -> list[Path] | None:
 
 
 def build_config(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The run's :class:`~bno_bitnet.train.TrainConfig` and the checkpoint to resume from (or None)."""
-    from bno_bitnet.train import load_checkpoint, make_config, preset_config, shape_from_model_dir
+    """The run's :class:`~bno_bitnet.training.config.TrainConfig` and the checkpoint to resume from (or
+    None)."""
+    from bno_bitnet.training.checkpoint import load_checkpoint
+    from bno_bitnet.training.config import make_config, preset_config, shape_from_model_dir
 
     train_over, model_over = _overrides(args)
     if args.init is not None:
@@ -84,7 +86,8 @@ def build_config(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bno_bitnet.train import PRESETS, check_resume_compatible, launch, preset_config, train
+    from bno_bitnet.training.config import PRESETS, check_resume_compatible, preset_config
+    from bno_bitnet.training.loop import launch, train
 
     if args.list_presets:
         rows = {name: preset_config(name).model_dump(mode="json") for name in sorted(PRESETS)}

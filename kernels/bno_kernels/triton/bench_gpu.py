@@ -27,19 +27,14 @@ from typing import Any
 
 import torch
 
+from bno_kernels.shapes import HIDDEN_SIZE_2B4T, PROJECTIONS_2B4T
+
 # 2B4T (hidden 2560, intermediate 6912, 20 query / 5 KV heads of 128): (name, N, K) of one layer's matmuls.
-SHAPES_2B4T: tuple[tuple[str, int, int], ...] = (
-    ("q_proj", 2560, 2560),
-    ("k_proj", 640, 2560),
-    ("v_proj", 640, 2560),
-    ("o_proj", 2560, 2560),
-    ("gate_proj", 6912, 2560),
-    ("up_proj", 6912, 2560),
-    ("down_proj", 2560, 6912),
-)
+SHAPES_2B4T: tuple[tuple[str, int, int], ...] = tuple((name, n, k) for name, (n, k) in PROJECTIONS_2B4T.items())
 COPY_BYTES = 1 << 30
 REPS = 20  # timed repetitions per measurement (the median is reported)
-CHECK_SHAPE = (640, 2560 + 37)  # (N, K) of the exactness check: an odd K exercises the padding
+# (N, K) of the exactness check: k_proj's N, and an odd K that exercises the padding
+CHECK_SHAPE = (PROJECTIONS_2B4T["k_proj"][0], HIDDEN_SIZE_2B4T + 37)
 
 
 def _median_us(fn: Callable[[], object], calls_per_rep: int, reps: int | None = None) -> float:
