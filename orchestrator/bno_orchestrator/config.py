@@ -1,7 +1,7 @@
 """Loading ``workflows/*.yaml`` and ``agents/`` with errors that name file, line, column and field.
 
-Every file is parsed by :mod:`bno_foundation.yamlio` and validated by the models of
-:mod:`bno_orchestrator.models`; then the files are checked against each other: every agent routing.yaml or
+Every file is parsed by :mod:`bno_foundation.yamlio` and validated by the schemas of
+:mod:`bno_orchestrator.rules`; then the files are checked against each other: every agent routing.yaml or
 escalation.yaml names must exist in ``agents/``, every component must exist in ``components.yaml``, every
 state escalation.yaml names must exist in ``development.yaml``.
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from bno_foundation.yamlio import Located, load_yaml, validate
 from bno_orchestrator.errors import ConfigError
-from bno_orchestrator.models import EscalationRules, RoutingRules, ScoringConfig, WorkflowSpec
 from bno_orchestrator.paths import config_root, data_root
+from bno_orchestrator.rules import EscalationRules, RoutingRules, ScoringConfig, WorkflowSpec
 from bno_orchestrator.workflow import Workflow, validate_workflow
 
 if TYPE_CHECKING:

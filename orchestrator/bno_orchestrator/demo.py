@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bno_orchestrator.errors import UserError
+from bno_orchestrator.events import EventKind
 
 BACKLOG = Path(__file__).resolve().parent / "demo_backlog.yaml"
 PASSING_TASK = "BN-1"
@@ -314,18 +315,20 @@ def _prepare_dir(directory: Path | None) -> tuple[Path, bool]:
 
 def expected_events(events: list[Any]) -> dict[str, bool]:
     """Which of the demo's milestones the event log holds."""
+    from bno_orchestrator.models import TaskStatus
+
     def has(kind: str, task: str | None = None, **payload: Any) -> bool:
         """Whether an event of ``kind`` (for ``task``, with these payload values) is in the log."""
         return any(e.kind == kind and (task is None or e.task_id == task)
                    and all(e.payload.get(k) == v for k, v in payload.items()) for e in events)
 
     return {
-        "routed": has("task.routed", PASSING_TASK) and has("task.routed", FAILING_TASK),
-        "dispatched": has("dispatch.started", PASSING_TASK) and has("dispatch.started", FAILING_TASK),
-        "verified_passed": has("gates.verified", PASSING_TASK, passed=True),
-        "verified_failed": has("gates.verified", FAILING_TASK, passed=False),
-        "escalated": has("task.escalated", FAILING_TASK),
-        "moved_to_review": has("task.moved", PASSING_TASK, to="review"),
+        "routed": has(EventKind.TASK_ROUTED, PASSING_TASK) and has(EventKind.TASK_ROUTED, FAILING_TASK),
+        "dispatched": has(EventKind.DISPATCH_STARTED, PASSING_TASK) and has(EventKind.DISPATCH_STARTED, FAILING_TASK),
+        "verified_passed": has(EventKind.GATES_VERIFIED, PASSING_TASK, passed=True),
+        "verified_failed": has(EventKind.GATES_VERIFIED, FAILING_TASK, passed=False),
+        "escalated": has(EventKind.TASK_ESCALATED, FAILING_TASK),
+        "moved_to_review": has(EventKind.TASK_MOVED, PASSING_TASK, to=TaskStatus.REVIEW.value),
     }
 
 
@@ -369,7 +372,7 @@ def _run(step: Step, repo: Path, temporary: bool, *, keep: bool, started: float)
         step.say(f"== demo sprint in {repo} (offline: SQLite store, scripted agents, local gates)")
         git.Repo.init(repo, initial_branch="main")
         _write_slice(repo)
-        step.cli("init")
+        step.cli("init", "--profile", "shipped")
         (repo / "workflows" / "gates.yaml").write_text(demo_gates(), encoding="utf-8")
         base = _commit(repo, "demo: BitNet slice, orchestrator config and gates")
         step.say(f"committed the slice as {base[:12]}: tests/test_quant.py::test_all_zero_weight and "

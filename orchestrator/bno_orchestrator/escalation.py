@@ -18,7 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bno_orchestrator.models import EscalationRules, Event, Task, TaskStatus, as_utc, format_duration
+from bno_orchestrator.events import STATUS_KINDS, EventKind, TaskEscalated
+from bno_orchestrator.models import Event, Task, TaskStatus, as_utc
+from bno_orchestrator.rules import EscalationRules, format_duration
 from bno_orchestrator.scoring import Score
 from bno_orchestrator.workflow import Workflow
 from bno_orchestrator.workload import AgentLike, current_load
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
     from bno_orchestrator.store import Store
 
 ACTOR = "escalation"
-_STATUS_KINDS = ("task.created", "task.moved", "task.routed", "task.escalated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +44,13 @@ class Escalation:
     to: str | None
     reason: str
 
-    def payload(self) -> dict[str, Any]:
-        """The payload of the ``task.escalated`` event."""
-        return {"rule": self.rule, "level": self.level, "action": self.action, "agents": list(self.agents),
-                "to": self.to}
+    def event_payload(self) -> TaskEscalated:
+        """The typed payload of the ``task.escalated`` event."""
+        return TaskEscalated(self.rule, self.level, self.action, self.agents, self.to)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"task_id": self.task_id, **self.payload(), "reason": self.reason}
+        return {"task_id": self.task_id, **self.event_payload().payload(), "reason": self.reason}
 
 
 @dataclass(slots=True)
@@ -72,17 +72,17 @@ class LogFacts:
             task_id = event.task_id
             if task_id is None or event.ts is None:
                 continue
-            if event.kind in _STATUS_KINDS:
-                if event.kind == "task.created":
+            if event.kind in STATUS_KINDS:
+                if event.kind == EventKind.TASK_CREATED:
                     new = str(event.payload.get("task", {}).get("status", TaskStatus.BACKLOG.value))
                 else:
                     new = str(event.payload.get("to") or status.get(task_id, ""))
                 if new and new != status.get(task_id):
                     status[task_id] = new
                     since[task_id] = event.ts
-                if event.kind == "task.escalated":
+                if event.kind == EventKind.TASK_ESCALATED:
                     fired.add((task_id, str(event.payload.get("rule"))))
-            elif event.kind == "gates.verified" and event.payload.get("passed") is False:
+            elif event.kind == EventKind.GATES_VERIFIED and event.payload.get("passed") is False:
                 failed[task_id] = failed.get(task_id, 0) + 1
         return cls(since, failed, fired)
 
@@ -186,8 +186,7 @@ def _overload(tasks: Mapping[str, Task], rules: EscalationRules, workflow: Workf
 
 def escalation_events(escalations: Iterable[Escalation]) -> list[Event]:
     """The ``task.escalated`` events recording ``escalations``."""
-    return [Event(actor=ACTOR, kind="task.escalated", task_id=e.task_id, payload=e.payload(), reason=e.reason)
-            for e in escalations]
+    return [Event.of(e.event_payload(), actor=ACTOR, task_id=e.task_id, reason=e.reason) for e in escalations]
 
 
 def escalate_now(store: Store, config: Config, *, dry_run: bool = False) -> list[Escalation]:

@@ -61,7 +61,7 @@ def orchestrator_flow(tmp: Path, _tol: float) -> dict[str, Any]:
     _run([*repo_flag, "init", "--json"], repo)
     (repo / "workflows" / "gates.yaml").write_text(TOY_GATES)
     added = _orchestrator([*repo_flag, "task", "add", "Add a fused kernel", "--type", "implementation",
-                                        "--component", "kernels", "--json"], repo)
+                                        "--component", "source", "--json"], repo)
     routed = _orchestrator([*repo_flag, "route", "--json"], repo)
     first = _orchestrator([*repo_flag, "gates", "run", "--all", "--json"], repo)
     statuses = {r["gate"]: r["status"] for r in first["results"]}

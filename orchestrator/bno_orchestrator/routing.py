@@ -22,7 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bno_orchestrator.models import Event, RoutingRules, Task, TaskStatus
+from bno_orchestrator.events import EventKind, TaskDeferred, TaskRouted
+from bno_orchestrator.models import Event, Task, TaskStatus
+from bno_orchestrator.rules import RoutingRules
 from bno_orchestrator.scoring import Score
 from bno_orchestrator.workload import AgentLike, TrackRecord
 
@@ -299,16 +301,17 @@ def route_backlog(store: Store, config: Config, *, dry_run: bool = False, scorer
             return decisions
         last_deferral: dict[str, list[str]] = {}
         for event in events:
-            if event.task_id is not None and event.kind in ("task.deferred", "task.routed"):
-                last_deferral[event.task_id] = list(event.payload.get("reasons", [])) if event.kind == "task.deferred" else []
-        target = "assigned"
+            if event.task_id is not None and event.kind in (EventKind.TASK_DEFERRED, EventKind.TASK_ROUTED):
+                deferred = event.kind == EventKind.TASK_DEFERRED
+                last_deferral[event.task_id] = list(event.payload.get("reasons", [])) if deferred else []
+        target = TaskStatus.ASSIGNED.value
         by_id = {t.id: t for t in tasks}
         for decision in decisions:
             if decision.routed:
                 config.workflow.check(by_id[decision.task_id], target, ROUTER)
-                tx.append(Event(actor=ROUTER, kind="task.routed", task_id=decision.task_id,
-                                payload={**decision.payload(), "to": target}, reason="; ".join(decision.reasons)))
+                tx.append(Event.of(TaskRouted(decision.payload(), target), actor=ROUTER, task_id=decision.task_id,
+                                   reason="; ".join(decision.reasons)))
             elif last_deferral.get(decision.task_id) != list(decision.reasons):
-                tx.append(Event(actor=ROUTER, kind="task.deferred", task_id=decision.task_id,
-                                payload=decision.payload(), reason="; ".join(decision.reasons)))
+                tx.append(Event.of(TaskDeferred(decision.payload()), actor=ROUTER, task_id=decision.task_id,
+                                   reason="; ".join(decision.reasons)))
         return decisions

@@ -8,17 +8,20 @@ Dependencies count both ways: a task with an unfinished ``depends_on`` is *block
 never routed or dispatched), and a task that blocks unfinished tasks ranks higher (the seed's
 Dependencies term, Taskwarrior's ``blocking`` coefficient, WSJF's risk reduction / opportunity enablement).
 All scorers run in O(tasks + dependency edges).
+
+:data:`SCORERS` is the registry: one scoring function per :class:`bno_orchestrator.scorers.ScorerName`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bno_orchestrator.models import ScoringConfig, Task, TaskStatus, as_utc, unfinished_dependencies
+from bno_orchestrator.models import Task, TaskStatus, as_utc, unfinished_dependencies
+from bno_orchestrator.rules import ScoringConfig
+from bno_orchestrator.scorers import ScorerName
 
-SCORERS: tuple[str, ...] = ("seed", "taskwarrior", "wsjf")
 ACTIVE_STATES = frozenset({TaskStatus.IN_DEVELOPMENT, TaskStatus.REVIEW, TaskStatus.INTEGRATION,
                            TaskStatus.QA, TaskStatus.TESTING})
 
@@ -83,6 +86,16 @@ class DependencyIndex:
         return cls(blocked_by=blocked_by, blocks={k: tuple(sorted(v)) for k, v in blocks.items()})
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a scorer knows of a task beyond its fields: the unfinished tasks it blocks, whether it waits
+    (on unfinished dependencies, or in the ``blocked`` state), and the time of scoring."""
+
+    blocks: tuple[str, ...]
+    blocked: bool
+    now: dt.datetime
+
+
 _TASK_NOTE: dict[str, str] = {}
 _DEFAULT_NOTE: dict[str, str] = {}
 
@@ -103,9 +116,10 @@ def _blocking_note(blocks: tuple[str, ...]) -> str:
     return f"blocks {len(blocks)} unfinished task(s): {', '.join(blocks[:5])}{' ...' if len(blocks) > 5 else ''}"
 
 
-def score_seed(task: Task, config: ScoringConfig, blocks: tuple[str, ...]) -> tuple[float, str, tuple[Term, ...]]:
+def score_seed(task: Task, config: ScoringConfig, standing: Standing) -> tuple[float, str, tuple[Term, ...]]:
     """``Priority = (Impact × Urgency × Dependencies) / (Resources × Risk)``."""
     seed = config.seed
+    blocks = standing.blocks
     impact = _term("impact", task.impact, seed.defaults.impact)
     urgency = _term("urgency", task.urgency, seed.defaults.urgency)
     derived = seed.dependencies_by_blocking[min(len(blocks), 2)]
@@ -140,10 +154,10 @@ def _due_factor(due: dt.datetime | None, now: dt.datetime) -> tuple[float, str]:
     return factor, when
 
 
-def score_taskwarrior(task: Task, config: ScoringConfig, blocks: tuple[str, ...], blocked: bool,
-                      now: dt.datetime) -> tuple[float, str, tuple[Term, ...]]:
+def score_taskwarrior(task: Task, config: ScoringConfig, standing: Standing) -> tuple[float, str, tuple[Term, ...]]:
     """Taskwarrior-style urgency: the sum of coefficient × factor over the terms below."""
     tw = config.taskwarrior
+    blocks, blocked, now = standing.blocks, standing.blocked, standing.now
     impact = task.impact if task.impact is not None else config.seed.defaults.impact
     source = "task" if task.impact is not None else "default"
     coefficient = tw.priority.get(impact, 0.0)
@@ -174,9 +188,10 @@ def _wsjf_term(name: str, own: int | None, seed_field: str, seed_value: int | No
     return Term(name, base.value, base.source, f"from {base.note}")
 
 
-def score_wsjf(task: Task, config: ScoringConfig, blocks: tuple[str, ...]) -> tuple[float, str, tuple[Term, ...]]:
+def score_wsjf(task: Task, config: ScoringConfig, standing: Standing) -> tuple[float, str, tuple[Term, ...]]:
     """WSJF = (business value + time criticality + risk reduction) / job size."""
     defaults = config.seed.defaults
+    blocks = standing.blocks
     value_term = _wsjf_term("business_value", task.business_value, "impact", task.impact, defaults.impact)
     time_term = _wsjf_term("time_criticality", task.time_criticality, "urgency", task.urgency, defaults.urgency)
     derived = config.wsjf.risk_reduction_by_blocking[min(len(blocks), 2)]
@@ -195,6 +210,15 @@ def score_wsjf(task: Task, config: ScoringConfig, blocks: tuple[str, ...]) -> tu
             (value_term, time_term, risk_term, size_term))
 
 
+ScoreFunction = Callable[[Task, ScoringConfig, Standing], tuple[float, str, tuple[Term, ...]]]
+# The registry: every scorer name, with the function that scores one task under it.
+SCORERS: dict[ScorerName, ScoreFunction] = {
+    ScorerName.SEED: score_seed,
+    ScorerName.TASKWARRIOR: score_taskwarrior,
+    ScorerName.WSJF: score_wsjf,
+}
+
+
 def score_tasks(tasks: Iterable[Task], config: ScoringConfig, *, now: dt.datetime,
                 scorer: str | None = None) -> dict[str, Score]:
     """Score every task with ``scorer`` (default: the one ``config`` names)."""
@@ -203,19 +227,16 @@ def score_tasks(tasks: Iterable[Task], config: ScoringConfig, *, now: dt.datetim
     name = scorer or config.scorer
     if name not in SCORERS:
         raise ValueError(f"unknown scorer {name!r}; known: {', '.join(SCORERS)}")
+    chosen = ScorerName(name)
+    function = SCORERS[chosen]
     now = as_utc(now)
     scores: dict[str, Score] = {}
     for task in by_id.values():
         blocks = index.blocks.get(task.id, ()) if task.status != TaskStatus.DONE else ()
         blocked_by = index.blocked_by.get(task.id, ())
         status_blocked = task.status == TaskStatus.BLOCKED
-        if name == "seed":
-            value, formula, terms = score_seed(task, config, blocks)
-        elif name == "wsjf":
-            value, formula, terms = score_wsjf(task, config, blocks)
-        else:
-            value, formula, terms = score_taskwarrior(task, config, blocks, bool(blocked_by) or status_blocked, now)
-        scores[task.id] = Score(task.id, name, value, formula, terms, blocked_by, blocks, status_blocked)
+        value, formula, terms = function(task, config, Standing(blocks, bool(blocked_by) or status_blocked, now))
+        scores[task.id] = Score(task.id, chosen.value, value, formula, terms, blocked_by, blocks, status_blocked)
     return scores
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from bno_foundation import sqlite
 from bno_foundation.sqlite import Migration
 from bno_orchestrator.errors import NotFoundError
+from bno_orchestrator.events import PROJECTED_KINDS, EventKind
 from bno_orchestrator.models import Event, Task, TaskStatus, as_utc, utcnow
 from bno_orchestrator.paths import store_path
 
@@ -77,23 +78,20 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 
 # ------------------------------------------------------------------------------------------- projection
 
-# The kinds that change a task's projection; every other kind (task.deferred, gates.verified, other
-# components' events) is only logged.
-PROJECTED_KINDS = frozenset({"task.created", "task.edited", "task.moved", "task.routed", "task.escalated"})
-
 
 def apply_event(task: Task | None, event: Event) -> Task | None:
     """The projection: the task after ``event`` (``None`` for events that concern no task).
 
-    Pure and deterministic, so replaying the log gives the stored projection exactly. Kinds it does not
-    know (other components' events) leave the task as it is.
+    Pure and deterministic, so replaying the log gives the stored projection exactly. Only the
+    :data:`~bno_orchestrator.events.PROJECTED_KINDS` change a task; every other kind (task.deferred,
+    gates.verified, other components' events) leaves it as it is.
     """
     kind = event.kind
     if kind not in PROJECTED_KINDS:
         return task
     payload = event.payload
     ts = event.ts
-    if kind == "task.created":
+    if kind == EventKind.TASK_CREATED:
         assert task is None, f"task {event.task_id} created twice (event {event.id})"
         data = dict(payload["task"])
         data.setdefault("created_at", ts)
@@ -103,17 +101,17 @@ def apply_event(task: Task | None, event: Event) -> Task | None:
     if task is None:
         return None
     updates: dict[str, Any] = {"updated_at": ts}
-    if kind == "task.edited":
+    if kind == EventKind.TASK_EDITED:
         updates.update(payload["changes"])
-    elif kind == "task.moved":
+    elif kind == EventKind.TASK_MOVED:
         updates.update(_status_change(task, TaskStatus(payload["to"]), event))
-    elif kind == "task.routed":
+    elif kind == EventKind.TASK_ROUTED:
         updates["assignees"] = [payload["primary"]]
         updates["support"] = list(payload.get("secondary", []))
         updates["strategy"] = payload.get("strategy")
         if payload.get("to"):
             updates.update(_status_change(task, TaskStatus(payload["to"]), event))
-    elif kind == "task.escalated":
+    elif kind == EventKind.TASK_ESCALATED:
         updates["escalation_level"] = max(task.escalation_level, int(payload.get("level", 0)))
         if payload.get("action") == "redistribute":
             updates["assignees"] = []
@@ -224,7 +222,7 @@ class Transaction:
         )
         if stamped.task_id is not None and stamped.kind in PROJECTED_KINDS:
             before = self._store._find(self._conn, stamped.task_id)
-            if before is None and stamped.kind != "task.created":
+            if before is None and stamped.kind != EventKind.TASK_CREATED:
                 raise NotFoundError(f"no task {stamped.task_id}")
             after = apply_event(before, stamped)
             if after is not None and after is not before:

@@ -17,14 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from bno_orchestrator.errors import NotFoundError, TransitionError, UserError
-from bno_orchestrator.models import (
-    EDITABLE_FIELDS,
-    Event,
-    Task,
-    TaskStatus,
-    WorkflowSpec,
-    unfinished_dependencies,
-)
+from bno_orchestrator.events import GatesVerified, TaskCreated, TaskEdited, TaskMoved
+from bno_orchestrator.models import EDITABLE_FIELDS, Event, Task, TaskStatus, unfinished_dependencies
+from bno_orchestrator.rules import WorkflowSpec
 from bno_orchestrator.store import Store, Transaction
 
 REQUIRED_STATES: tuple[str, ...] = tuple(s.value for s in TaskStatus)
@@ -196,10 +191,8 @@ def create_task(
         for dep in task.depends_on:
             if tx.find(dep) is None:
                 raise NotFoundError(f"{task.id}: depends on unknown task {dep!r}")
-        event = tx.append(Event(
-            actor=actor or default_actor(), kind="task.created", task_id=task.id,
-            payload={"task": _snapshot_fields(task)}, reason=reason,
-        ))
+        event = tx.append(Event.of(TaskCreated(_snapshot_fields(task)), actor=actor or default_actor(),
+                                   task_id=task.id, reason=reason))
         assert event.id is not None, "the store did not assign an event id"
         return tx.task(task.id)
 
@@ -238,10 +231,8 @@ def edit_task(
         diff = {key: after[key] for key in changes if before[key] != after[key]}
         if not diff:
             return task
-        tx.append(Event(
-            actor=actor or default_actor(), kind="task.edited", task_id=task_id,
-            payload={"changes": diff, "previous": {key: before[key] for key in diff}}, reason=reason,
-        ))
+        tx.append(Event.of(TaskEdited(diff, {key: before[key] for key in diff}), actor=actor or default_actor(),
+                           task_id=task_id, reason=reason))
         return tx.task(task_id)
 
 
@@ -256,10 +247,7 @@ def move_in(tx: Transaction, workflow: Workflow, task_id: str, to: str, *, actor
         waiting = unfinished_dependencies(task, deps)
         if waiting:
             raise TransitionError(f"{task_id} is blocked by unfinished {', '.join(waiting)}; it cannot move to {to}")
-    tx.append(Event(
-        actor=actor, kind="task.moved", task_id=task_id,
-        payload={"from": task.status.value, "to": to}, reason=reason,
-    ))
+    tx.append(Event.of(TaskMoved(task.status.value, to), actor=actor, task_id=task_id, reason=reason))
     return tx.task(task_id)
 
 
@@ -288,14 +276,10 @@ def unblock_task(store: Store, workflow: Workflow, task_id: str, *, actor: str |
         return move_in(tx, workflow, task_id, target, actor=actor or default_actor(), reason=reason)
 
 
-
 def record_verification(store: Store, task_id: str, *, run_id: str, passed: bool, agent: str,
                         actor: str = "gates", reason: str = "") -> Event:
     """Append a ``gates.verified`` event (the router's track record and escalation read these)."""
     with store.write() as tx:
         task = tx.task(task_id)
-        return tx.append(Event(
-            actor=actor, kind="gates.verified", task_id=task_id,
-            payload={"run_id": run_id, "passed": passed, "agent": agent, "task_type": task.type},
-            reason=reason or f"gate run {run_id} {'passed' if passed else 'failed'}",
-        ))
+        return tx.append(Event.of(GatesVerified(run_id, passed, agent, task.type), actor=actor, task_id=task_id,
+                                  reason=reason or f"gate run {run_id} {'passed' if passed else 'failed'}"))

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bno_orchestrator.events import EventKind
 from bno_orchestrator.models import Event, Task
 
 
@@ -87,7 +88,7 @@ class TrackRecord:
         record = cls()
         seen: set[tuple[str, str]] = set()
         for event in events:
-            if event.kind != "gates.verified" or event.task_id is None:
+            if event.kind != EventKind.GATES_VERIFIED or event.task_id is None:
                 continue
             agent = str(event.payload.get("agent") or "")
             if not agent or (event.task_id, agent) in seen:
@@ -119,7 +120,7 @@ def high_streaks(events: Iterable[Event], threshold: int) -> dict[str, int]:
     """Agent -> how many tasks of complexity >= ``threshold`` the router gave it in a row, most recent last."""
     streaks: dict[str, int] = {}
     for event in events:
-        if event.kind != "task.routed":
+        if event.kind != EventKind.TASK_ROUTED:
             continue
         agent = str(event.payload.get("primary") or "")
         complexity = int(event.payload.get("complexity", 0))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bno_foundation.atomic import atomic_write
 from bno_foundation.yamlio import load_yaml, validate
 from bno_orchestrator.errors import TransitionError
+from bno_orchestrator.events import TaskCreated, TaskEdited, TaskMoved
 from bno_orchestrator.models import Event, Task
 from bno_orchestrator.store import Store
 from bno_orchestrator.workflow import Workflow, find_cycle
@@ -145,25 +146,23 @@ def import_tasks(store: Store, workflow: Workflow, path: Path, *, actor: str, dr
                 snapshot = task.model_dump(mode="json", exclude={"updated_at", "status_since"})
                 if snapshot.get("created_at") is None:
                     snapshot.pop("created_at")
-                events.append(Event(actor=actor, kind="task.created", task_id=task.id,
-                                    payload={"task": snapshot}, reason=reason))
+                events.append(Event.of(TaskCreated(snapshot), actor=actor, task_id=task.id, reason=reason))
                 report.created.append(task.id)
                 continue
             before = old.model_dump(mode="json")
             after = task.model_dump(mode="json")
             diff = {k: after[k] for k in after if k not in _NOT_EDITED and before[k] != after[k]}
             if diff:
-                events.append(Event(actor=actor, kind="task.edited", task_id=task.id,
-                                    payload={"changes": diff, "previous": {k: before[k] for k in diff}},
-                                    reason=reason))
+                events.append(Event.of(TaskEdited(diff, {k: before[k] for k in diff}), actor=actor, task_id=task.id,
+                                       reason=reason))
                 report.edited[task.id] = sorted(diff)
             if old.status != task.status:
                 try:
                     workflow.check(old, task.status.value, actor)
                 except TransitionError as exc:
                     raise located.error(str(exc), ("tasks", where[task.id], "status")) from None
-                events.append(Event(actor=actor, kind="task.moved", task_id=task.id,
-                                    payload={"from": old.status.value, "to": task.status.value}, reason=reason))
+                events.append(Event.of(TaskMoved(old.status.value, task.status.value), actor=actor, task_id=task.id,
+                                       reason=reason))
                 report.moved[task.id] = (old.status.value, task.status.value)
             if not diff and old.status == task.status:
                 report.unchanged.append(task.id)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bno_orchestrator.agents import AgentSpec
 from bno_orchestrator.config import Config, load_config, load_routing, load_workflow
-from bno_orchestrator.models import RoutingRules
 from bno_orchestrator.paths import data_root
+from bno_orchestrator.rules import RoutingRules
 from bno_orchestrator.workflow import Workflow
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -51,5 +51,5 @@ def init_repo(path: Path) -> Config:
     from bno_orchestrator.commands.init import init_repo as do_init
 
     (path / ".git").mkdir(exist_ok=True)
-    do_init(path)
+    do_init(path, profile="shipped")
     return load_config(path)

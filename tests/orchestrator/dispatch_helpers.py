@@ -46,7 +46,7 @@ def make_repo(path: Path) -> Path:
     from bno_orchestrator.commands.init import init_repo
 
     git.Repo.init(path, initial_branch="main")
-    init_repo(path)
+    init_repo(path, profile="shipped")
     (path / "workflows" / "gates.yaml").write_text(GATES, encoding="utf-8")
     (path / "mod.txt").write_text("broken\n", encoding="utf-8")
     for rel, text in TOOLS.items():

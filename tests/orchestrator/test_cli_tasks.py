@@ -51,7 +51,7 @@ def test_init_writes_config_and_store_and_keeps_existing_files(cli: Cli) -> None
 
 
 def test_task_lifecycle_through_the_cli(cli: Cli) -> None:
-    cli.json("init")
+    cli.json("init", "--profile", "shipped")
     a = cli.json("task", "add", "Design the engine API", "--type", "architecture", "--component", "architecture",
                  "--complexity", "high", "--impact", "5")
     assert a["id"] == "T-0001" and a["complexity"] == 3

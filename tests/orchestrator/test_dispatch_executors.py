@@ -44,25 +44,30 @@ def request(tmp_path: Path, kind: str, prompt: str = HOSTILE, timeout: float | N
                            tmp_path / "logs" / "T-1" / "1.log", "T-1", 1, timeout)
 
 
-def test_cli_kinds_build_the_documented_argv_with_the_prompt_as_one_item(tmp_path: Path) -> None:
+def test_cli_kinds_build_the_documented_argv_with_the_prompt_on_stdin(tmp_path: Path) -> None:
     claude = build_argv(request(tmp_path, "claude"))
-    assert claude == ["claude", "-p", HOSTILE, "--output-format", "json", "--max-turns", "12",
-                      "--allowedTools", "Read,Edit", "--disallowedTools", "WebFetch", "--model", "sonnet"]
+    assert HOSTILE not in claude and claude[:8] == ["claude", "-p", "--output-format", "json", "--permission-mode",
+                                                   "acceptEdits", "--max-turns", "12"]
+    assert claude[8] == "--append-system-prompt" and "T-1" in claude[9]
+    assert claude[10:] == ["--allowedTools", "Read", "--disallowedTools", "WebFetch", "--model", "sonnet"]  # no bare Edit
     codex = build_argv(request(tmp_path, "codex"))
-    assert codex == ["codex", "exec", HOSTILE, "--json", "--sandbox", "workspace-write", "-C",
-                     str(tmp_path / "wt"), "--model", "sonnet"]
+    assert HOSTILE not in codex and codex[:7] == ["codex", "exec", "--json", "--sandbox", "workspace-write", "-C",
+                                                  str(tmp_path / "wt")]
+    assert codex[7] == "-c" and codex[8].startswith("developer_instructions=")
+    assert "sandbox_workspace_write.exclude_slash_tmp=true" in codex
+    assert "sandbox_workspace_write.exclude_tmpdir_env_var=true" in codex and codex[-3:] == ["--model", "sonnet", "-"]
     aider = build_argv(request(tmp_path, "aider", files=["bitnet/quant.py"]))
     assert aider == ["aider", "--message", HOSTILE, "--yes-always", "--no-auto-commits", "--model", "sonnet",
                      "bitnet/quant.py"]
     gemini = build_argv(request(tmp_path, "gemini"))
-    assert gemini == ["gemini", "-p", HOSTILE, "--output-format", "json", "--model", "sonnet"]
+    assert gemini == ["gemini", "--output-format", "json", "--approval-mode", "auto_edit", "-m", "sonnet"]
     # options of the agent's own kind win; an overriding kind ignores the other kind's options
     tuned = build_argv(request(tmp_path, "claude", max_turns=40, allowedTools=["Bash(pytest:*)"]))
     assert tuned[tuned.index("--max-turns") + 1] == "40" and "Bash(pytest:*)" in tuned
     override = ExecutorRequest("codex", agent("claude", max_turns=40), "p", tmp_path / "p", tmp_path, tmp_path / "l",
                                "T-1", 1)
     assert override.options == {}
-    shown = display_argv(claude, HOSTILE, tmp_path / "p.md")
+    shown = display_argv(aider, HOSTILE, tmp_path / "p.md")
     assert HOSTILE not in shown and shown[2].startswith("<prompt: ")
 
 
@@ -86,7 +91,7 @@ def test_a_missing_cli_is_named_with_how_to_install_it(tmp_path: Path, monkeypat
     assert resolve_argv(request(tmp_path, "manual")) == []
 
 
-def test_a_fake_claude_gets_the_hostile_prompt_verbatim_with_stdin_closed(tmp_path: Path,
+def test_a_fake_claude_gets_the_hostile_prompt_verbatim_on_stdin(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -103,7 +108,7 @@ def test_a_fake_claude_gets_the_hostile_prompt_verbatim_with_stdin_closed(tmp_pa
     req = request(tmp_path, "claude")
     outcome = run_executor(req)
     seen = json.loads((req.worktree / "seen.json").read_text())
-    assert seen["argv"][1] == HOSTILE and seen["stdin"] == "" and seen["task"] == "T-1"
+    assert HOSTILE not in seen["argv"] and seen["stdin"] == HOSTILE and seen["task"] == "T-1"
     assert Path(seen["cwd"]).resolve() == req.worktree.resolve()
     assert not (req.worktree / "PWNED").exists() and not (req.worktree / "PWNED2").exists()
     assert outcome.exit_code == 0 and outcome.ran_ok and not outcome.timed_out

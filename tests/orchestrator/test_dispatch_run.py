@@ -101,6 +101,19 @@ def test_an_executor_that_changes_nothing_fails_verification(repo: Path) -> None
     assert result.outcome is not None and result.outcome.claim == "done, trust me"
 
 
+def test_a_change_no_gate_checks_is_not_a_pass(repo: Path) -> None:
+    agent = add_routed_task(repo)
+    (repo / "tools" / "elsewhere.py").write_text(
+        "import pathlib, sys\npathlib.Path(sys.argv[1], 'README-unchecked.txt').write_text('hi\\n')\n")
+    git.Repo(repo).git.add(A=True)
+    git.Repo(repo).index.commit("tool")
+    use_tool(repo, agent, "elsewhere.py")
+    result = dispatch(repo, DispatchOptions(task_id="T-1"))
+    assert result.verification is not None and not result.verification.passed
+    assert "no gate is affected" in result.verification.reason and result.status == "in_development"
+    assert result.commit is None
+
+
 def test_refusals_record_nothing(repo: Path) -> None:
     agent = add_routed_task(repo)
     config = load_config(repo)

@@ -11,9 +11,10 @@ import time
 from collections import Counter
 
 from bno_orchestrator.config import load_agent_specs
-from bno_orchestrator.models import ScoringConfig, Task
+from bno_orchestrator.models import Task
 from bno_orchestrator.paths import data_root
 from bno_orchestrator.routing import route
+from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.scoring import score_tasks
 from tests.orchestrator.core_fixtures import START, shipped_rules
 

@@ -11,9 +11,10 @@ import pytest
 from bno_orchestrator.agents import AgentSpec
 from bno_orchestrator.config import load_routing
 from bno_orchestrator.errors import ConfigError
-from bno_orchestrator.models import Event, ScoringConfig, Task, TaskStatus
+from bno_orchestrator.models import Event, Task, TaskStatus
 from bno_orchestrator.paths import data_root
 from bno_orchestrator.routing import Decision, route, route_backlog
+from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.scoring import score_tasks
 from bno_orchestrator.store import Store
 from bno_orchestrator.workflow import create_task, record_verification

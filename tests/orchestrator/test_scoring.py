@@ -7,8 +7,10 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from bno_orchestrator.models import ScoringConfig, Task, TaskStatus
-from bno_orchestrator.scoring import explain_lines, rank, score_tasks
+from bno_orchestrator.models import Task, TaskStatus
+from bno_orchestrator.rules import ScoringConfig
+from bno_orchestrator.scorers import SCORER_NAMES, ScorerName
+from bno_orchestrator.scoring import SCORERS, explain_lines, rank, score_tasks
 from tests.orchestrator.core_fixtures import START
 
 
@@ -91,5 +93,22 @@ def test_scorer_is_chosen_in_config_or_per_call() -> None:
     task = Task(id="A", title="a")
     assert score_tasks([task], ScoringConfig(scorer="wsjf"), now=START)["A"].scorer == "wsjf"
     assert score_tasks([task], ScoringConfig(), now=START, scorer="taskwarrior")["A"].scorer == "taskwarrior"
-    with pytest.raises(ValueError, match="unknown scorer"):
+    with pytest.raises(ValueError, match="unknown scorer 'magic'; known: seed, taskwarrior, wsjf"):
         score_tasks([task], ScoringConfig(), now=START, scorer="magic")
+
+
+def test_one_registry_names_the_scorers_for_the_rule_file_and_the_command_line() -> None:
+    from bno_orchestrator.cli import build_parser
+
+    assert set(SCORERS) == set(ScorerName) and SCORER_NAMES == ("seed", "taskwarrior", "wsjf")
+    task = Task(id="A", title="a")
+    for name in SCORER_NAMES:
+        config = ScoringConfig.model_validate({"scorer": name})
+        assert config.scorer == name and score_tasks([task], config, now=START)["A"].scorer == name
+    with pytest.raises(ValidationError, match="'seed', 'taskwarrior' or 'wsjf'"):
+        ScoringConfig.model_validate({"scorer": "magic"})
+    parser = build_parser()
+    for argv in (["route"], ["task", "list"], ["task", "explain", "T-1"]):
+        assert parser.parse_args([*argv, "--scorer", "wsjf"]).scorer == "wsjf"
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv, "--scorer", "magic"])

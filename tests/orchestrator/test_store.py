@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bno_orchestrator.errors import NotFoundError, StoreError, TransitionError
+from bno_orchestrator.events import PROJECTED_KINDS, EventKind, GatesVerified, TaskMoved
 from bno_orchestrator.models import Event, TaskStatus
 from bno_orchestrator.store import MIGRATIONS, SCHEMA_VERSION, Store, replay
 from bno_orchestrator.workflow import block_task, create_task, edit_task, move_task, unblock_task
@@ -168,4 +169,27 @@ def test_random_moves_keep_projection_equal_to_replay(tmp_path_factory: pytest.T
                 assert target not in allowed or target == before.status.value
                 assert store.task(task_id) == before
         assert store.event_count() == 3 + accepted
+        assert replay(store.events()) == store.projection()
+
+
+def test_event_kinds_are_the_strings_stored_in_the_log(tmp_path: Path) -> None:
+    # the stored strings never change: logs written before EventKind existed read back the same
+    assert {kind.value for kind in EventKind} == {
+        "task.created", "task.edited", "task.moved", "task.routed", "task.deferred", "task.escalated",
+        "dispatch.started", "dispatch.handoff", "dispatch.finished", "gates.verified"}
+    assert {"task.created", "task.edited", "task.moved", "task.routed", "task.escalated"} == PROJECTED_KINDS
+    event = Event.of(TaskMoved("backlog", "assigned"), actor="human:a", task_id="T-0001", reason="by hand")
+    assert type(event.kind) is str and event.kind == "task.moved"
+    assert event.payload == {"from": "backlog", "to": "assigned"}
+    with _store(tmp_path) as store:
+        create_task(store, {"title": "x"}, actor="human:a")
+        store.append(Event(actor="human:a", kind="task.moved", task_id="T-0001",  # a plain-string writer
+                           payload={"from": "backlog", "to": "assigned"}))
+        store.append(Event.of(GatesVerified("run-1", False, "code", "implementation"), actor="gates",
+                              task_id="T-0001"))
+        store.append(Event(actor="other", kind="other.component", payload={"n": 1}))  # not ours: only logged
+        assert store.task("T-0001").status == TaskStatus.ASSIGNED
+        assert [e.kind for e in store.events(kind=EventKind.GATES_VERIFIED)] == ["gates.verified"]
+        assert store.events(kind="gates.verified")[0].payload == {
+            "run_id": "run-1", "passed": False, "agent": "code", "task_type": "implementation"}
         assert replay(store.events()) == store.projection()

@@ -56,7 +56,6 @@ TASK_DEFAULTS: dict[str, Any] = {
     "labels": [],
     "status": None,
 }
-TOP_LEVEL_VARIABLES: frozenset[str] = frozenset({"task", "agent", "worktree", "repo", "gates", "context"})
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-EXECUTOR_KINDS = ("claude", "codex", "aider", "gemini", "shell", "manual")
 ExecutorKind = Literal["claude", "codex", "aider", "gemini", "shell", "manual"]
 
 # Front-matter keys in the order they are written back (``extensions`` last).

@@ -9,6 +9,7 @@ when the gates passed (or for a dry run, a hand-off or ``--no-verify``), 1 when 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
@@ -35,6 +36,14 @@ def _print(result: Any) -> None:
     if outcome is not None and not outcome.handoff:
         ended = "timed out" if outcome.timed_out else f"exit code {outcome.exit_code}"
         out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}")
+        if outcome.error_kind:
+            out.print(f"  [red]executor error[/]: {outcome.error_kind}: {outcome.error or ''}", markup=True)
+        stats = [f"{name} {value}" for name, value in (
+            ("cost $", outcome.cost_usd), ("input tokens", outcome.input_tokens),
+            ("output tokens", outcome.output_tokens), ("turns", outcome.turns),
+            ("session", outcome.session_id)) if value is not None]
+        if stats:
+            out.print("  " + ", ".join(stats), markup=False)
         if outcome.claim:
             first = outcome.claim.strip().splitlines()[0]
             out.print(f"  agent's claim (not trusted): {first}", markup=False)
@@ -83,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.as_json())
     else:
         _print(result)
+    outcome = result.outcome
+    if outcome is not None and outcome.error_kind is not None:
+        print(f"error: {result.task_id}: the {result.executor} executor failed ({outcome.error_kind}): "
+              f"{(outcome.error or '').strip().splitlines()[0] if outcome.error else 'no message'}; "
+              "no gate ran, the task stays in development", file=sys.stderr)
+        return EXIT_FAILURE
     if result.verification is not None and not result.verification.passed:
         return EXIT_FAILURE
     return EXIT_OK

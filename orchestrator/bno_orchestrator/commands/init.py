@@ -2,7 +2,9 @@
 
 Copies the shipped ``agents/*.md`` and ``workflows/*.yaml`` into the target repository (an existing file
 is kept unless ``--force``), creates ``.orchestrator/state.db`` and adds ``.orchestrator/`` to
-``.gitignore``. Every file is written through a temporary file and ``os.replace``.
+``.gitignore``. With ``--profile auto`` (the default) the components, gates and routing components are
+made for the repository from what it holds (:mod:`bno_orchestrator.repo_profile`); ``--profile shipped``
+copies this project's own (the BitNet code base's). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -17,35 +19,53 @@ from bno_orchestrator.commands.core_support import console, repo
 
 COPIED = (("agents", "*.md"), ("workflows", "*.yaml"))
 IGNORE_LINE = ".orchestrator/"
+PROFILES = ("auto", "shipped")
 
 
-def init_repo(target: Path, *, force: bool = False) -> dict[str, Any]:
-    """Do the work of ``init``; returns what was created, overwritten and kept."""
+def _texts(source: Path, target: Path, profile: str, report: dict[str, Any]) -> dict[str, str]:
+    """``{relative path: text}`` of every file ``init`` writes (shipped, or made for the repository)."""
+    texts = {f"{folder}/{src.name}": src.read_text(encoding="utf-8")
+             for folder, pattern in COPIED for src in sorted((source / folder).glob(pattern))}
+    if profile == "auto" and source.resolve() != target.resolve():
+        from bno_orchestrator import repo_profile
+
+        found = repo_profile.detect(target)
+        texts["workflows/components.yaml"] = repo_profile.components_yaml(found)
+        texts["workflows/gates.yaml"] = repo_profile.gates_yaml(found)
+        texts["workflows/routing.yaml"] = repo_profile.routing_yaml(texts["workflows/routing.yaml"], found)
+        report["profile"] = {"kind": "auto", "languages": found.languages, "components": sorted(found.components),
+                             "gates": [g.name for g in found.gates], "notes": found.notes}
+    else:
+        report["profile"] = {"kind": "shipped", "languages": [], "components": [], "gates": [], "notes": []}
+    return texts
+
+
+def init_repo(target: Path, *, force: bool = False, profile: str = "auto") -> dict[str, Any]:
+    """Do the work of ``init``; returns what was created, overwritten and kept, and the profile used."""
     from bno_foundation.atomic import atomic_write
     from bno_orchestrator.paths import data_root
     from bno_orchestrator.store import Store
 
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
     source = data_root()
     report: dict[str, Any] = {"repo": str(target), "created": [], "overwritten": [], "kept": [], "same": []}
-    for folder, pattern in COPIED:
-        for src in sorted((source / folder).glob(pattern)):
-            dst = target / folder / src.name
-            rel = f"{folder}/{src.name}"
-            if src.resolve() == dst.resolve():
+    for rel, text in _texts(source, target, profile, report).items():
+        dst = target / rel
+        if (source / rel).resolve() == dst.resolve():
+            report["same"].append(rel)
+            continue
+        if dst.exists():
+            if dst.read_text(encoding="utf-8") == text:
                 report["same"].append(rel)
                 continue
-            text = src.read_text(encoding="utf-8")
-            if dst.exists():
-                if dst.read_text(encoding="utf-8") == text:
-                    report["same"].append(rel)
-                    continue
-                if not force:
-                    report["kept"].append(rel)
-                    continue
-                report["overwritten"].append(rel)
-            else:
-                report["created"].append(rel)
-            atomic_write(dst, text)
+            if not force:
+                report["kept"].append(rel)
+                continue
+            report["overwritten"].append(rel)
+        else:
+            report["created"].append(rel)
+        atomic_write(dst, text)
     with Store.open(target) as store:
         report["store"] = str(store.path)
         report["schema_version"] = store.schema_version()
@@ -59,7 +79,7 @@ def init_repo(target: Path, *, force: bool = False) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``init``."""
-    report = init_repo(repo(args), force=args.force)
+    report = init_repo(repo(args), force=args.force, profile=args.profile)
     if args.json:
         print_json(report)
         return 0
@@ -70,6 +90,15 @@ def run(args: argparse.Namespace) -> int:
             label = {"kept": "kept (differs; --force replaces)", "same": "already up to date"}.get(key, key)
             names = "" if key == "same" else f": {', '.join(report[key])}"
             out.print(f"  {label}: {len(report[key])} file(s){names}")
+    found = report["profile"]
+    if found["kind"] == "auto":
+        from rich.markup import escape
+
+        languages = ", ".join(found["languages"]) or "nothing recognised"
+        gates = ", ".join(found["gates"]) or "none"
+        out.print(f"  this repository: {escape(languages)}; gates: {escape(gates)}")
+        for note in found["notes"]:
+            out.print(f"  [yellow]note:[/] {escape(note)}")
     out.print(f"  store: {report['store']} (schema v{report['schema_version']})")
     if "gitignore" in report:
         out.print(f"  .gitignore: {report['gitignore']}")
@@ -80,5 +109,8 @@ def register(sub: Any) -> None:
     """Add ``init``."""
     parser = sub.add_parser("init", help="write agents/, workflows/ and the store into a repository")
     parser.add_argument("--force", action="store_true", help="overwrite files that exist")
+    parser.add_argument("--profile", choices=PROFILES, default="auto",
+                        help="auto: components and gates made for this repository (default); shipped: this "
+                             "project's own (the BitNet code base)")
     add_json_flag(parser)
     parser.set_defaults(handler=run)

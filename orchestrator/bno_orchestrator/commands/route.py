@@ -8,6 +8,7 @@ from typing import Any
 from bno_foundation.cli import print_json
 from bno_orchestrator.commands import add_json_flag
 from bno_orchestrator.commands.core_support import console, fmt, load, num, open_store
+from bno_orchestrator.scorers import SCORER_NAMES
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("route", help="route the backlog: primary, support agents and strategy per task")
     parser.add_argument("--dry-run", action="store_true", help="show the decisions without recording them")
     parser.add_argument("--all", action="store_true", help="also list deferred and blocked tasks")
-    parser.add_argument("--scorer", choices=("seed", "taskwarrior", "wsjf"), default=None,
+    parser.add_argument("--scorer", choices=SCORER_NAMES, default=None,
                         help="rank with another scorer than scoring.yaml's")
     add_json_flag(parser)
     parser.set_defaults(handler=run)

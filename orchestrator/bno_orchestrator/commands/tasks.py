@@ -16,6 +16,7 @@ from bno_orchestrator.commands.core_support import (
     num,
     open_store,
 )
+from bno_orchestrator.scorers import SCORER_NAMES
 
 _INT_FIELDS = ("impact", "urgency", "dependencies", "resources", "risk", "business_value", "time_criticality",
                "risk_reduction", "job_size")
@@ -163,6 +164,8 @@ def run_show(args: argparse.Namespace) -> int:
     """Handle ``task show``."""
     from rich.table import Table
 
+    from bno_orchestrator.events import EventKind
+
     config = load(args)
     with open_store(args) as store:
         tasks = store.tasks()
@@ -172,7 +175,12 @@ def run_show(args: argparse.Namespace) -> int:
     score = _scores(config, tasks, None, now)[task.id]
     allowed = config.workflow.targets(task.status.value)
     if args.json:
-        print_json({"task": _task_json(task, score), "allowed_moves": allowed,
+        finished = [e.payload for e in events if e.kind == EventKind.DISPATCH_FINISHED and "exit_code" in e.payload]
+        last = finished[-1] if finished else None
+        dispatch = None if last is None else {k: last.get(k) for k in (
+            "attempt", "agent", "kind", "exit_code", "timed_out", "error_kind", "error", "cost_usd", "input_tokens",
+            "output_tokens", "turns", "session_id", "final_message", "log_file", "changed_files")}
+        print_json({"task": _task_json(task, score), "allowed_moves": allowed, "last_dispatch": dispatch,
                     "events": [e.model_dump(mode="json") for e in events]})
         return 0
     out = console()
@@ -198,15 +206,23 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _what(kind: str, payload: dict[str, Any]) -> str:
-    if kind == "task.moved":
+    from bno_orchestrator.events import EventKind
+
+    if kind == EventKind.TASK_MOVED:
         return f"{payload.get('from')} -> {payload.get('to')}"
-    if kind == "task.routed":
+    if kind == EventKind.TASK_ROUTED:
         return f"-> {payload.get('primary')} + {fmt(payload.get('secondary'))} ({payload.get('strategy')})"
-    if kind == "task.edited":
+    if kind == EventKind.TASK_EDITED:
         return ", ".join(sorted(payload.get("changes", {})))
-    if kind == "task.escalated":
+    if kind == EventKind.TASK_ESCALATED:
         return f"{payload.get('rule')}: {fmt(payload.get('agents'))}"
-    if kind == "gates.verified":
+    if kind == EventKind.DISPATCH_FINISHED and "exit_code" in payload:
+        parts = [f"exit {payload.get('exit_code')}", f"error {payload.get('error_kind') or '-'}"]
+        parts += [f"{label} {payload[key]}" for key, label in (
+            ("cost_usd", "cost $"), ("input_tokens", "in"), ("output_tokens", "out"), ("turns", "turns"),
+            ("session_id", "session")) if payload.get(key) is not None]
+        return ", ".join(parts)
+    if kind == EventKind.GATES_VERIFIED:
         return f"run {payload.get('run_id')}: {'passed' if payload.get('passed') else 'failed'}"
     return ""
 
@@ -297,7 +313,7 @@ def register(sub: Any) -> None:
     lst.add_argument("--status", action="append", default=None, help="only this state (repeatable)")
     lst.add_argument("--agent", default=None, help="only tasks of this agent")
     lst.add_argument("--type", default=None, help="only this task type")
-    lst.add_argument("--scorer", choices=("seed", "taskwarrior", "wsjf"), default=None)
+    lst.add_argument("--scorer", choices=SCORER_NAMES, default=None)
     lst.add_argument("--limit", type=int, default=None, help="only the first N")
     add_json_flag(lst)
     lst.set_defaults(handler=run_list)
@@ -337,6 +353,6 @@ def register(sub: Any) -> None:
 
     explain = tsub.add_parser("explain", help="each term of the task's score and where it came from")
     explain.add_argument("id")
-    explain.add_argument("--scorer", choices=("seed", "taskwarrior", "wsjf"), default=None)
+    explain.add_argument("--scorer", choices=SCORER_NAMES, default=None)
     add_json_flag(explain)
     explain.set_defaults(handler=run_explain)

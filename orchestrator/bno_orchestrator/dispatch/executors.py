@@ -5,16 +5,18 @@ text), with stdin closed, in its own session: a timeout kills the whole process 
 SIGKILL). stdout and stderr go to ``.orchestrator/logs/<task-id>/<attempt>.log``.
 
 =========  ===========================================================================================
-claude     ``claude -p PROMPT --output-format json --max-turns N --allowedTools A,B [--disallowedTools ..]
-           [--model M]``
-codex      ``codex exec PROMPT --json --sandbox workspace-write -C WORKTREE [--model M]``
+claude     see :mod:`.cli_agents` (prompt on stdin, isolated config, ``--output-format json``)
+codex      see :mod:`.cli_agents` (prompt on stdin, ``codex exec --json ... -``)
 aider      ``aider --message PROMPT --yes-always --no-auto-commits [--model M] FILES...``
-gemini     ``gemini -p PROMPT --output-format json [--model M]``
+gemini     see :mod:`.cli_agents` (prompt on stdin, isolated HOME, ``--output-format json``)
 shell      ``executor.options.argv`` of the agent; the items ``{prompt_file}``, ``{worktree}``,
            ``{task_id}``, ``{attempt}`` and ``{python}`` are replaced (each stays one argv item); a leading
            ``python``/``python3`` is this interpreter
 manual     no process: the prompt file is the hand-off to a person
 =========  ===========================================================================================
+
+The claude, codex and gemini kinds get the prompt on stdin, their stderr apart from stdout, and one parsed
+outcome (:attr:`ExecutorOutcome.error_kind`, cost, tokens, turns, session id, final message).
 
 Options every kind reads from ``executor.options``: ``binary`` (the program, default the kind's name),
 ``extra_args`` (appended), ``timeout`` (seconds). What the agent prints is kept as its *claim*: recorded,
@@ -26,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,6 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bno_orchestrator.dispatch.cli_agents import (
+    CLI_KINDS,
+    build_cli_argv,
+    network_watch,
+    parse_outcome,
+    prepare_cli,
+    state_dir,
+)
 from bno_orchestrator.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
@@ -51,11 +62,10 @@ DEFAULT_TIMEOUT = 1800.0
 DEFAULT_MAX_TURNS = 30
 TERM_GRACE = 5.0
 MAX_ARG_BYTES = 120_000  # Linux refuses one argv item over 128 KiB (MAX_ARG_STRLEN)
-PLACEHOLDERS = ("{prompt_file}", "{worktree}", "{task_id}", "{attempt}", "{python}")
 CLAIM_CHARS = 2000
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExecutorRequest:
     """One run of an executor for one task attempt."""
 
@@ -106,17 +116,30 @@ class ExecutorOutcome:
     claim: str | None = None  # what the agent said it did (never trusted)
     handoff: bool = False  # manual: a person takes it from here
     extra: dict[str, Any] = field(default_factory=dict)
+    # parsed from the CLI's machine output (claude, codex, gemini); None where unknown
+    error_kind: str | None = None  # None | not_logged_in | network | turn_limit | budget | permission_denied | crash
+    error: str | None = None  # the CLI's error message
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    turns: int | None = None
+    session_id: str | None = None
+    final_message: str | None = None
+    state_dir: Path | None = None  # the CLI's own config and state for the attempt
 
     @property
     def ran_ok(self) -> bool:
-        """The process exited 0 in time (says nothing about the work: the gates judge that)."""
-        return not self.handoff and not self.timed_out and self.exit_code == 0
+        """The process exited 0 in time without a CLI error (says nothing about the work: the gates judge that)."""
+        return not self.handoff and not self.timed_out and self.exit_code == 0 and self.error_kind is None
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"kind": self.kind, "argv": self.argv, "exit_code": self.exit_code, "timed_out": self.timed_out,
                 "duration": round(self.duration, 3), "log_file": str(self.log_file) if self.log_file else None,
-                "claim": self.claim, "handoff": self.handoff, **self.extra}
+                "claim": self.claim, "handoff": self.handoff, "error_kind": self.error_kind, "error": self.error,
+                "cost_usd": self.cost_usd, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "turns": self.turns, "session_id": self.session_id, "final_message": self.final_message,
+                "state_dir": str(self.state_dir) if self.state_dir else None, **self.extra}
 
 
 def _str_list(value: Any, request: ExecutorRequest, field_name: str) -> list[str]:
@@ -144,37 +167,15 @@ def build_argv(request: ExecutorRequest) -> list[str]:
     binary = str(options.get("binary") or kind)
     model = options.get("model") or agent.model
     extra = _str_list(options.get("extra_args"), request, "extra_args")
-    if kind in ("claude", "codex", "aider", "gemini"):
-        _check_prompt_size(request.prompt)
-    if kind == "claude":
-        turns = options.get("max_turns") or agent.max_turns or DEFAULT_MAX_TURNS
-        argv = [binary, "-p", request.prompt, "--output-format", str(options.get("output_format", "json")),
-                "--max-turns", str(int(turns))]
-        allowed = _str_list(options.get("allowedTools"), request, "allowedTools") or list(agent.tools.allow)
-        if allowed:
-            argv += ["--allowedTools", ",".join(allowed)]
-        if agent.tools.deny:
-            argv += ["--disallowedTools", ",".join(agent.tools.deny)]
-        if model:
-            argv += ["--model", str(model)]
-        return argv + extra
-    if kind == "codex":
-        argv = [binary, "exec", request.prompt, "--json", "--sandbox", str(options.get("sandbox", "workspace-write")),
-                "-C", str(request.worktree)]
-        if model:
-            argv += ["--model", str(model)]
-        return argv + extra
+    if kind in CLI_KINDS:
+        return build_cli_argv(request, binary, extra)  # the prompt goes on stdin
     if kind == "aider":
+        _check_prompt_size(request.prompt)
         argv = [binary, "--message", request.prompt, "--yes-always", "--no-auto-commits"]
         if model:
             argv += ["--model", str(model)]
         files = _str_list(options.get("files"), request, "files")
         return argv + extra + files
-    if kind == "gemini":
-        argv = [binary, "-p", request.prompt, "--output-format", str(options.get("output_format", "json"))]
-        if model:
-            argv += ["--model", str(model)]
-        return argv + extra
     if kind == "shell":
         template = options.get("argv")
         if not template:
@@ -269,32 +270,50 @@ def run_executor(request: ExecutorRequest, argv: list[str] | None = None) -> Exe
     argv = list(argv) if argv is not None else resolve_argv(request)
     timeout = request.effective_timeout()
     shown = display_argv(argv, request.prompt, request.prompt_file)
-    env = dict(os.environ)
-    env.update({"ORCHESTRATOR_TASK_ID": request.task_id, "ORCHESTRATOR_ATTEMPT": str(request.attempt),
-                "ORCHESTRATOR_WORKTREE": str(request.worktree), "ORCHESTRATOR_PROMPT_FILE": str(request.prompt_file),
-                "PYTHONUNBUFFERED": "1"})
+    orchestrator_env = {"ORCHESTRATOR_TASK_ID": request.task_id, "ORCHESTRATOR_ATTEMPT": str(request.attempt),
+                        "ORCHESTRATOR_WORKTREE": str(request.worktree),
+                        "ORCHESTRATOR_PROMPT_FILE": str(request.prompt_file), "PYTHONUNBUFFERED": "1"}
+    cli = request.kind in CLI_KINDS
+    if cli:
+        env = prepare_cli(request, orchestrator_env)
+        watch = network_watch(request.kind, 1)
+    else:
+        env = dict(os.environ)
+        env.update(orchestrator_env)
+        watch = None
     request.log_file.parent.mkdir(parents=True, exist_ok=True)
     partial = request.log_file.with_name(f".{request.log_file.name}.partial")
+    err_file = request.log_file.with_name(f".{request.log_file.name}.stderr")
+    if cli and not request.prompt_file.exists():
+        request.prompt_file.parent.mkdir(parents=True, exist_ok=True)
+        request.prompt_file.write_text(request.prompt, encoding="utf-8")
     started = time.monotonic()
     timed_out = False
+    watched: str | None = None
     exit_code: int | None = None
-    with open(partial, "wb") as log:
+    with open(partial, "wb") as log, open(err_file, "wb") as err, \
+            (open(request.prompt_file, "rb") if cli else open(os.devnull, "rb")) as stdin:
         log.write(f"== {request.task_id} attempt {request.attempt}: {request.kind} executor in {request.worktree}\n"
                   f"== argv: {json.dumps(shown)}\n== timeout: {timeout:g}s\n".encode())
         log.flush()
         body_start = log.tell()
         try:
-            proc = subprocess.Popen(argv, cwd=request.worktree, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=request.worktree, env=env, stdin=stdin, stdout=log,
+                                    stderr=err if cli else subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             partial.unlink(missing_ok=True)
+            err_file.unlink(missing_ok=True)
             raise UserError(f"cannot start the {request.kind} executor ({argv[0]}): {exc.strerror or exc}") from None
         try:
-            exit_code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc, TERM_GRACE)
-            log.write(f"\n== timed out after {timeout:g}s: process group {proc.pid} killed ==\n".encode())
+            exit_code, timed_out, watched = _wait(proc, timeout, partial, body_start, watch)
+            if timed_out:
+                _kill_group(proc, TERM_GRACE)
+                log.write(f"\n== timed out after {timeout:g}s: process group {proc.pid} killed ==\n".encode())
+            elif watched:
+                _kill_group(proc, TERM_GRACE)
+                exit_code = proc.returncode
+                log.write(f"\n== stopped: {watched!r} (a network error): process group {proc.pid} killed ==\n"
+                          .encode())
         except BaseException:
             _kill_group(proc, 0.5)  # Ctrl-C or SIGTERM: nothing the executor started survives
             raise
@@ -304,10 +323,61 @@ def run_executor(request: ExecutorRequest, argv: list[str] | None = None) -> Exe
         duration = time.monotonic() - started
         log.flush()
         body_end = log.tell()
-        log.write(f"\n== exit code {exit_code} after {duration:.2f}s ==\n".encode())
-    os.replace(partial, request.log_file)
-    with open(request.log_file, "rb") as handle:
+    with open(partial, "rb") as handle:
         handle.seek(body_start)
         output = handle.read(max(0, body_end - body_start)).decode("utf-8", errors="replace")
-    return ExecutorOutcome(request.kind, shown, exit_code, timed_out, duration, request.log_file,
-                           claim=parse_claim(output))
+    errors = err_file.read_bytes().decode("utf-8", errors="replace")
+    err_file.unlink(missing_ok=True)
+    with open(partial, "ab") as log:
+        if errors:
+            log.write(b"\n== stderr ==\n" + errors.encode())
+        log.write(f"\n== exit code {exit_code} after {duration:.2f}s ==\n".encode())
+    os.replace(partial, request.log_file)
+    outcome = ExecutorOutcome(request.kind, shown, exit_code, timed_out, duration, request.log_file,
+                              claim=parse_claim(output))
+    if cli:
+        parsed = parse_outcome(request.kind, exit_code, output, errors)
+        if watched and parsed.error_kind is None:
+            parsed.error_kind, parsed.error = "network", watched
+        if timed_out:
+            parsed.error_kind = None  # a timeout is reported as such; the gates judge what was done
+        outcome.error_kind, outcome.error, outcome.cost_usd = parsed.error_kind, parsed.error, parsed.cost_usd
+        outcome.input_tokens, outcome.output_tokens = parsed.input_tokens, parsed.output_tokens
+        outcome.turns, outcome.session_id, outcome.final_message = parsed.turns, parsed.session_id, parsed.message
+        outcome.state_dir = state_dir(request)
+        if parsed.message:
+            outcome.claim = parsed.message.strip()[-CLAIM_CHARS:]
+        if parsed.permission_denials:
+            outcome.extra["permission_denials"] = parsed.permission_denials
+    return outcome
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float, log_path: Path, start: int,
+          watch: re.Pattern[str] | None) -> tuple[int | None, bool, str | None]:
+    """Wait for ``proc``: (exit code, timed out, the watched line seen). Without a watch: a plain wait."""
+    if watch is None:
+        try:
+            return proc.wait(timeout=timeout), False, None
+        except subprocess.TimeoutExpired:
+            return None, True, None
+    deadline = time.monotonic() + timeout
+    offset = start
+    pending = ""
+    while True:
+        try:
+            return proc.wait(timeout=min(0.2, max(0.0, deadline - time.monotonic()))), False, None
+        except subprocess.TimeoutExpired:
+            pass
+        with open(log_path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        offset += len(chunk)
+        pending += chunk.decode("utf-8", errors="replace")
+        lines = pending.split("\n")
+        pending = lines.pop()
+        for line in lines:
+            match = watch.search(line)
+            if match:
+                return None, False, match.group(0)
+        if time.monotonic() >= deadline:
+            return None, True, None

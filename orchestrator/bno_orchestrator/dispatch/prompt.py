@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bno_orchestrator.events import EventKind
 from bno_orchestrator.models import Event, Task
+from bno_quality_gates.status import GateStatus
 
 if TYPE_CHECKING:
     from bno_orchestrator.agents import AgentSpec
@@ -85,7 +87,7 @@ class PromptContext:
 
 def last_verification(events: Sequence[Event]) -> Event | None:
     """The task's latest ``gates.verified`` event (``events`` are the task's, oldest first)."""
-    found = [e for e in events if e.kind == "gates.verified"]
+    found = [e for e in events if e.kind == EventKind.GATES_VERIFIED]
     return found[-1] if found else None
 
 
@@ -115,7 +117,7 @@ def gate_failures(db_path: Path, run_id: str) -> list[str]:
         return []
     out: list[str] = []
     for result in record.get("results", []):
-        if result.get("status") in ("passed", "cached") or not result.get("required", True):
+        if result.get("status") in (GateStatus.PASSED, GateStatus.CACHED) or not result.get("required", True):
             continue
         line = f"gate `{result['gate']}` {result['status']}"
         if result.get("reason"):

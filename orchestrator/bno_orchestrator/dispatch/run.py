@@ -1,53 +1,75 @@
 """One dispatch: pick a routed task, run its agent in the task's worktree, let the gate DAG decide.
 
-1. The task: an explicit id, or (``--next``) the best-scored ``assigned`` task whose dependencies are done.
-   Blocked tasks, unrouted tasks and tasks in other states are refused with the reason.
-2. The worktree (:mod:`.worktree`) and the prompt (:mod:`.prompt`), written to
-   ``.orchestrator/logs/<task-id>/<attempt>.prompt.md``; the executor's argv is resolved (a missing CLI is
-   a UserError) before anything is recorded.
-3. In one transaction: ``assigned -> in_development`` (actor ``agent:<primary>``, the role
-   ``development.yaml`` gives that move) and a ``dispatch.started`` event (actor ``dispatch``). A retry of a
-   task already in development only records the new attempt.
-4. The executor runs (:mod:`.executors`); ``dispatch.finished`` records its exit, log, changed files and its
-   claim. The claim is never used to decide anything.
-5. Verification: the affected gates of the main repository's ``workflows/gates.yaml`` (the trusted copy, not
-   the worktree's) run on the worktree against the base commit; results go to the same store. A worktree
-   with no change fails verification. ``gates.verified`` is recorded through
-   :func:`bno_orchestrator.workflow.record_verification`.
-6. Passed: the work is committed on the task branch and the task moves ``in_development -> review``
-   (actor ``gates``). Failed: the task stays in development, and the escalation rules are evaluated for
-   this task at once (e.g. repeated failed runs -> truth-validator oversight).
+A dispatch is a chain of small named steps; each reads the :class:`Plan` and none changes it:
+
+1. :func:`choose`: the task (an explicit id, or with ``--next`` the best-scored ``assigned`` task whose
+   dependencies are done), from ONE scoring of the task list. Blocked tasks, unrouted tasks and tasks in
+   other states are refused with the reason.
+2. :func:`executor_request`: the routed primary agent, its executor (``--executor`` overrides its kind),
+   the attempt number and the files of the attempt (``.orchestrator/logs/<task-id>/<attempt>.prompt.md``
+   and ``.log``). :func:`preflight` refuses a bad executor config or a missing CLI (a UserError) before a
+   worktree is made or anything is recorded.
+3. :func:`make_plan`: the worktree (:mod:`.worktree`; for a dry run, the one it would use) and the prompt
+   (:mod:`.prompt`) rendered into the request: the :class:`Plan`. :func:`dry_run` shows it and stops.
+4. :func:`record_start`: in one transaction ``assigned -> in_development`` (actor ``agent:<primary>``, the
+   role ``development.yaml`` gives that move) and a ``dispatch.started`` event (actor ``dispatch``). A retry
+   of a task already in development only records the new attempt.
+5. :func:`hand_off` (the manual executor: a person takes the prompt file) or :func:`execute` (:mod:`.executors`;
+   ``dispatch.finished`` records its exit, log, changed files and its claim, which never decides anything).
+6. :func:`verify`: the affected gates of the main repository's ``workflows/gates.yaml`` (the trusted copy,
+   not the worktree's) run on the worktree against the base commit; results go to the same store. A
+   worktree with no change fails verification. ``gates.verified`` is recorded through
+   :func:`bno_orchestrator.workflow.record_verification`. Passed: the work is committed on the task branch
+   and the task moves ``in_development -> review`` (actor ``gates``). Failed: the task stays in development,
+   and the escalation rules are evaluated for this task at once (e.g. repeated failed runs ->
+   truth-validator oversight).
+
+``--verify-only`` runs step 6 alone on the task's worktree (after a manual hand-off).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bno_foundation.atomic import atomic_write
 from bno_orchestrator.dispatch import worktree as wt
 from bno_orchestrator.dispatch.executors import (
     KINDS,
     ExecutorOutcome,
     ExecutorRequest,
+    build_argv,
     display_argv,
+    require_binary,
     resolve_argv,
+    run_executor,
 )
 from bno_orchestrator.dispatch.prompt import build_context, render_prompt
 from bno_orchestrator.errors import NotFoundError, UserError
-from bno_orchestrator.models import Event, Task, TaskStatus
+from bno_orchestrator.events import (
+    DispatchFinished,
+    DispatchHandoff,
+    DispatchInterrupted,
+    DispatchStarted,
+    EventKind,
+)
+from bno_orchestrator.models import Event, Task, TaskStatus, unfinished_dependencies
 from bno_orchestrator.paths import data_root, state_dir, store_path
 
 if TYPE_CHECKING:
     from bno_orchestrator.config import Config
     from bno_orchestrator.escalation import Escalation
+    from bno_orchestrator.scoring import Score
     from bno_orchestrator.store import Store
 
 ACTOR = "dispatch"
+MANUAL = "manual"  # the executor kind that runs nothing: the prompt file is a hand-off to a person
 DISPATCHABLE = (TaskStatus.ASSIGNED, TaskStatus.IN_DEVELOPMENT)
 
 
@@ -118,32 +140,71 @@ class DispatchResult:
         }
 
 
+@dataclass(frozen=True)
+class Plan:
+    """One dispatch, decided before anything runs: the task, the worktree it is worked in, and the executor
+    request (the agent, the executor kind, the attempt, the rendered prompt, the prompt and log files).
+
+    Made once by :func:`make_plan`; every later step reads it, none changes it."""
+
+    task: Task
+    worktree: wt.Worktree
+    request: ExecutorRequest
+
+    @property
+    def primary(self) -> str:
+        """The routed primary agent."""
+        return primary_agent(self.task)
+
+    @property
+    def kind(self) -> str:
+        """The executor kind."""
+        return self.request.kind
+
+    @property
+    def attempt(self) -> int:
+        """1 for the task's first dispatch, 2 for the next..."""
+        return self.request.attempt
+
+    @property
+    def prompt(self) -> str:
+        """The prompt, rendered for the task in its worktree."""
+        return self.request.prompt
+
+    @property
+    def prompt_file(self) -> Path:
+        """Where the prompt is written (``.orchestrator/logs/<task-id>/<attempt>.prompt.md``)."""
+        return self.request.prompt_file
+
+
 # ------------------------------------------------------------------------------------------ choosing
 
 
-def ready(task: Task, tasks: dict[str, Task]) -> list[str]:
-    """The unfinished dependencies of ``task`` (empty when it may start)."""
-    from bno_orchestrator.models import unfinished_dependencies
-
-    return unfinished_dependencies(task, tasks)
-
-
-def pick_next(store: Store, config: Config) -> Task:
-    """The best-scored ``assigned`` task with a primary agent and every dependency done."""
+def choose(store: Store, config: Config, options: DispatchOptions) -> tuple[Task, float]:
+    """The task to dispatch and its score: the named one, or (``--next``) the best ready one; refused
+    (UserError) when it may not be dispatched. The task list is read and scored once."""
     from bno_orchestrator.scoring import score_tasks
 
+    named = None if options.next else store.task(str(options.task_id))
     tasks = store.tasks()
     by_id = {t.id: t for t in tasks}
     scores = score_tasks(tasks, config.scoring, now=store.now())
-    candidates = [t for t in tasks if t.status == TaskStatus.ASSIGNED and t.assignees and not ready(t, by_id)]
+    task = named or best_ready(tasks, by_id, scores)
+    check_dispatchable(task, by_id, verify_only=options.verify_only)
+    return task, scores[task.id].value
+
+
+def best_ready(tasks: Sequence[Task], by_id: Mapping[str, Task], scores: Mapping[str, Score]) -> Task:
+    """The best-scored ``assigned`` task with a primary agent and every dependency done (ties: by id)."""
+    candidates = [t for t in tasks
+                  if t.status == TaskStatus.ASSIGNED and t.assignees and not unfinished_dependencies(t, by_id)]
     if not candidates:
         raise UserError("no routed task is ready to dispatch (none assigned with its dependencies done); "
                         "run `orchestrator route` or name a task")
-    candidates.sort(key=lambda t: (-scores[t.id].value, t.id))
-    return candidates[0]
+    return min(candidates, key=lambda t: (-scores[t.id].value, t.id))
 
 
-def check_dispatchable(task: Task, tasks: dict[str, Task], *, verify_only: bool = False) -> None:
+def check_dispatchable(task: Task, tasks: Mapping[str, Task], *, verify_only: bool = False) -> None:
     """Refuse blocked, unrouted and out-of-state tasks, with the reason and what to do."""
     if task.status == TaskStatus.BLOCKED:
         raise UserError(f"{task.id} is blocked ({task.blocked_reason or 'no reason recorded'}): "
@@ -158,9 +219,14 @@ def check_dispatchable(task: Task, tasks: dict[str, Task], *, verify_only: bool 
                         f"for another attempt) are dispatched{hint}")
     if not task.assignees:
         raise UserError(f"{task.id} has no agent: run `orchestrator route` first")
-    waiting = ready(task, tasks)
+    waiting = unfinished_dependencies(task, tasks)
     if waiting:
         raise UserError(f"{task.id} is blocked by unfinished {', '.join(waiting)}: dispatch those first")
+
+
+def primary_agent(task: Task) -> str:
+    """The routed primary agent of ``task`` (empty when it has none)."""
+    return task.assignees[0] if task.assignees else ""
 
 
 def agent_file(config: Config, name: str) -> Path:
@@ -185,7 +251,163 @@ def task_lock(repo: Path, task_id: str) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-# ------------------------------------------------------------------------------------------ verifying
+# ------------------------------------------------------------------------------------------ planning
+
+
+def executor_request(repo: Path, store: Store, config: Config, task: Task,
+                     options: DispatchOptions) -> ExecutorRequest:
+    """The executor request of the task's next attempt, its prompt not yet rendered (:func:`make_plan`
+    renders it). NotFoundError when the primary agent is no agent of the configuration."""
+    primary = primary_agent(task)
+    agent = config.agents.get(primary)
+    if agent is None:
+        raise NotFoundError(f"{task.id} is assigned to {primary!r}, which is not an agent of {config.root / 'agents'}")
+    attempt = 1 + len(store.events(task_id=task.id, kind=EventKind.DISPATCH_STARTED))
+    logs = state_dir(repo) / "logs" / task.id
+    return ExecutorRequest(options.executor or agent.executor.kind, agent, "", logs / f"{attempt}.prompt.md",
+                           wt.worktree_path(repo, task.id), logs / f"{attempt}.log", task.id, attempt,
+                           options.timeout, agent_file(config, primary))
+
+
+def preflight(request: ExecutorRequest) -> None:
+    """Catch a bad executor config or a missing CLI before a worktree is made or anything is recorded."""
+    if request.kind == MANUAL:
+        return
+    program = build_argv(request)[0]
+    if os.sep not in program:
+        require_binary(request.kind, program)
+    request.effective_timeout()
+
+
+def planned_worktree(repo: Path, task_id: str, base: str | None) -> wt.Worktree:
+    """The worktree a dispatch of ``task_id`` would use (for a dry run: nothing is made)."""
+    return wt.Worktree(task_id, wt.worktree_path(repo, task_id), wt.branch_name(task_id),
+                       wt.resolve_base(repo, base), created=False)
+
+
+def repo_gate_names(repo: Path) -> list[str] | None:
+    """The gates of ``repo``'s gates.yaml (what verification runs), or None when it cannot be read."""
+    from bno_quality_gates.runner import load_config as load_gates
+
+    try:
+        return list(load_gates(repo).gates)
+    except UserError:
+        return None
+
+
+def make_plan(repo: Path, store: Store, config: Config, task: Task, score: float, request: ExecutorRequest,
+              tree: wt.Worktree) -> Plan:
+    """The plan: the prompt for ``task`` in ``tree`` (with its support agents and last gate failures),
+    rendered into ``request``."""
+    context = build_context(task, store.events(task_id=task.id), config.agents, db_path=store_path(repo),
+                            attempt=request.attempt, base=tree.base)
+    prompt = render_prompt(request.agent, task, worktree=tree.path, repo=repo, context=context, priority=score,
+                           agent_path=request.agent_path, repo_gates=repo_gate_names(repo))
+    return Plan(task, tree, dataclasses.replace(request, prompt=prompt, worktree=tree.path))
+
+
+# ------------------------------------------------------------------------------------------ the steps
+
+
+def dry_run(plan: Plan) -> DispatchResult:
+    """What the dispatch would do: the prompt, the argv and the worktree. Nothing is run, made or
+    recorded; a missing CLI is a note, not an error."""
+    notes: list[str] = []
+    argv: list[str] = []
+    if plan.kind != MANUAL:
+        argv = display_argv(build_argv(plan.request), plan.prompt, plan.prompt_file)
+        if os.sep not in argv[0]:
+            try:
+                require_binary(plan.kind, argv[0])
+            except UserError as exc:
+                notes.append(str(exc))
+    task, tree = plan.task, plan.worktree
+    return DispatchResult(task.id, task.title, plan.primary, plan.kind, plan.attempt, str(tree.path), tree.branch,
+                          tree.base, None, argv, dry_run=True, prompt=plan.prompt, status=task.status.value,
+                          notes=notes)
+
+
+def prepare(plan: Plan) -> list[str]:
+    """Write the prompt file and resolve the executor's argv: a missing CLI stops here, before anything is
+    recorded. Empty for the manual executor."""
+    atomic_write(plan.prompt_file, plan.prompt)
+    return resolve_argv(plan.request)
+
+
+def record_start(store: Store, config: Config, plan: Plan, argv: list[str]) -> DispatchResult:
+    """Record the attempt (and ``assigned -> in_development`` on the first one) in one transaction; the
+    result so far."""
+    from bno_orchestrator.workflow import move_in
+
+    task, tree, primary, kind, attempt = plan.task, plan.worktree, plan.primary, plan.kind, plan.attempt
+    shown = display_argv(argv, plan.prompt, plan.prompt_file)
+    started = DispatchStarted(
+        attempt=attempt, agent=primary, executor=kind, worktree=str(tree.path), branch=tree.branch, base=tree.base,
+        worktree_created=tree.created, prompt_file=str(plan.prompt_file),
+        log_file=str(plan.request.log_file) if kind != MANUAL else None, argv=shown, support=task.support,
+    )
+    with store.write() as tx:
+        if tx.task(task.id).status == TaskStatus.ASSIGNED:
+            move_in(tx, config.workflow, task.id, TaskStatus.IN_DEVELOPMENT.value, actor=f"agent:{primary}",
+                    reason=f"dispatched to {primary} ({kind} executor), attempt {attempt}")
+        tx.append(Event.of(started, actor=ACTOR, task_id=task.id,
+                           reason=f"attempt {attempt}: {kind} executor for {primary} in {tree.path}"))
+    return DispatchResult(task.id, task.title, primary, kind, attempt, str(tree.path), tree.branch, tree.base,
+                          str(plan.prompt_file), shown)
+
+
+def hand_off(store: Store, plan: Plan, result: DispatchResult) -> DispatchResult:
+    """The manual executor: record the hand-off; a person works in the worktree, then ``--verify-only``."""
+    task_id, prompt_file, path = plan.task.id, plan.prompt_file, plan.worktree.path
+    store.append(Event.of(
+        DispatchHandoff(plan.attempt, plan.primary, str(prompt_file), str(path)), actor=ACTOR, task_id=task_id,
+        reason=f"hand-off to a person: the prompt is in {prompt_file}; work in {path}, then "
+               f"`orchestrator dispatch {task_id} --verify-only`",
+    ))
+    result.outcome = run_executor(plan.request)  # reports the hand-off, runs nothing
+    result.status = store.task(task_id).status.value
+    result.notes.append(f"manual hand-off: give {prompt_file} to the person doing {task_id}; they work in "
+                        f"{path}; then run `orchestrator dispatch {task_id} --verify-only`")
+    return result
+
+
+def execute(store: Store, plan: Plan, argv: list[str]) -> ExecutorOutcome:
+    """Run the executor and record how it ended (``dispatch.finished``, also when interrupted)."""
+    task_id, attempt, primary, kind = plan.task.id, plan.attempt, plan.primary, plan.kind
+    try:
+        outcome = run_executor(plan.request, argv)
+    except BaseException as exc:  # Ctrl-C / SIGTERM: the process group is dead; say so in the log
+        store.append(Event.of(
+            DispatchInterrupted(attempt, primary, kind, str(plan.request.log_file)), actor=ACTOR, task_id=task_id,
+            reason=f"attempt {attempt}: interrupted ({type(exc).__name__}); the task stays in development",
+        ))
+        raise
+    changed = wt.changed_files(plan.worktree.path, plan.worktree.base)
+    ended = "timed out" if outcome.timed_out else f"exited {outcome.exit_code}"
+    store.append(Event.of(
+        DispatchFinished(attempt, primary, outcome.as_json(), changed), actor=ACTOR, task_id=task_id,
+        reason=f"attempt {attempt}: {kind} executor {ended} after {outcome.duration:.1f}s, "
+               f"{len(changed)} file(s) changed",
+    ))
+    return outcome
+
+
+def executor_failed(store: Store, result: DispatchResult) -> DispatchResult:
+    """The CLI itself failed (not logged in, network, turn limit ...): no gate runs, nothing counts toward
+    escalation, and the task stays in development for a retry."""
+    outcome = result.outcome
+    assert outcome is not None and outcome.error_kind is not None
+    result.status = store.task(result.task_id).status.value
+    result.notes.append(f"executor error ({outcome.error_kind}): {outcome.error or 'no message'}; the gates did "
+                        f"not run and the task stays {result.status}: fix the cause and dispatch it again")
+    return result
+
+
+def unverified(store: Store, result: DispatchResult) -> DispatchResult:
+    """``--no-verify``: the task stays in development until the gates pass."""
+    result.status = store.task(result.task_id).status.value
+    result.notes.append("not verified (--no-verify): the task stays in development until the gates pass")
+    return result
 
 
 def verify_worktree(repo: Path, worktree: Path, base: str) -> Verification:
@@ -203,15 +425,16 @@ def verify_worktree(repo: Path, worktree: Path, base: str) -> Verification:
                          db_path=store_path(repo))
     record = Runner(config, options).run()
     gates = {r.gate: str(r.status) for r in record.results}
-    if not record.results:
-        reason = f"no gate is affected by the {len(changed)} changed file(s)"
+    passed = record.passed and bool(record.results)
+    if not record.results:  # verified means verified: a change no gate checks is no pass
+        reason = f"no gate is affected by the {len(changed)} changed file(s): nothing verified the change"
     elif record.passed:
         reason = f"gate run {record.run_id} passed: " + ", ".join(f"{g} {s}" for g, s in gates.items())
     else:
         bad = [r for r in record.results if r.required and not r.ok]
         reason = f"gate run {record.run_id} failed: " + "; ".join(
             f"{r.gate} {r.status}" + (f" ({r.reason})" if r.reason else "") for r in bad)
-    return Verification(record.run_id, record.passed, reason, changed, gates, record.run_dir)
+    return Verification(record.run_id, passed, reason, changed, gates, record.run_dir)
 
 
 def escalate_task(store: Store, config: Config, task_id: str) -> list[Escalation]:
@@ -226,27 +449,43 @@ def escalate_task(store: Store, config: Config, task_id: str) -> list[Escalation
     return due
 
 
-# ------------------------------------------------------------------------------------------ dispatching
+def verify(repo: Path, store: Store, config: Config, result: DispatchResult) -> DispatchResult:
+    """Let the gates judge the attempt's worktree and record their verdict. Passed: commit the work on the
+    task branch and move the task to review. Failed: it stays in development; escalate it if a rule fires."""
+    from bno_orchestrator.workflow import move_task, record_verification
+
+    task_id, path, attempt, agent = result.task_id, Path(result.worktree), result.attempt, result.agent
+    verification = verify_worktree(repo, path, result.base)
+    result.verification = verification
+    record_verification(store, task_id, run_id=verification.run_id, passed=verification.passed, agent=agent,
+                        reason=f"attempt {attempt}: {verification.reason}")
+    if verification.passed:
+        result.commit = wt.commit_all(path, f"{task_id}: {result.title}\n\nAttempt {attempt} by agent {agent}; "
+                                            f"{verification.reason}.\n")
+        move_task(store, config.workflow, task_id, TaskStatus.REVIEW.value, actor="gates",
+                  reason=f"{verification.reason}; committed on {wt.branch_name(task_id)}")
+    else:
+        result.escalations = escalate_task(store, config, task_id)
+    result.status = store.task(task_id).status.value
+    return result
 
 
-def repo_gate_names(repo: Path) -> list[str] | None:
-    """The gates of ``repo``'s gates.yaml (what verification runs), or None when it cannot be read."""
-    from bno_quality_gates.runner import load_config as load_gates
+def verify_only(repo: Path, store: Store, config: Config, task: Task, request: ExecutorRequest,
+                base: str | None) -> DispatchResult:
+    """``--verify-only``: verify the task's worktree as it is (after a manual hand-off), against the base
+    of its last dispatch; the attempt verified is the last one started."""
+    with task_lock(repo, task.id):
+        path = wt.find_worktree(repo, task.id)
+        if path is None:
+            raise UserError(f"{task.id} has no worktree to verify (dispatch it first)")
+        starts = store.events(task_id=task.id, kind=EventKind.DISPATCH_STARTED)
+        fork = str(starts[-1].payload.get("base")) if starts else wt.ensure_worktree(repo, task.id, base).base
+        result = DispatchResult(task.id, task.title, primary_agent(task), request.kind, max(1, request.attempt - 1),
+                                str(path), wt.branch_name(task.id), fork, None, [])
+        return verify(repo, store, config, result)
 
-    try:
-        return list(load_gates(repo).gates)
-    except UserError:
-        return None
 
-
-def _attempt(store: Store, task_id: str) -> int:
-    return 1 + sum(1 for e in store.events(task_id=task_id, kind="dispatch.started"))
-
-
-def _write_prompt(path: Path, text: str) -> None:
-    from bno_foundation.atomic import atomic_write
-
-    atomic_write(path, text)
+# ------------------------------------------------------------------------------------------ the chain
 
 
 def dispatch(repo: Path, options: DispatchOptions, *, config: Config | None = None,
@@ -271,164 +510,26 @@ def dispatch(repo: Path, options: DispatchOptions, *, config: Config | None = No
 
 
 def _dispatch(repo: Path, options: DispatchOptions, config: Config, store: Store) -> DispatchResult:
-    from bno_orchestrator.scoring import score_tasks
-    from bno_orchestrator.workflow import move_in
-
+    """The chain of steps (the module docstring says what each does)."""
     wt.open_repo(repo)  # a clear error before anything else when this is no git repository
-    task = pick_next(store, config) if options.next else store.task(str(options.task_id))
-    tasks = {t.id: t for t in store.tasks()}
-    check_dispatchable(task, tasks, verify_only=options.verify_only)
-    primary = task.assignees[0] if task.assignees else ""
-    agent = config.agents.get(primary)
-    if agent is None:
-        raise NotFoundError(f"{task.id} is assigned to {primary!r}, which is not an agent of {config.root / 'agents'}")
-    kind = options.executor or agent.executor.kind
-    score = score_tasks(list(tasks.values()), config.scoring, now=store.now())[task.id].value
-    attempt = _attempt(store, task.id)
-    logs = state_dir(repo) / "logs" / task.id
-    prompt_file = logs / f"{attempt}.prompt.md"
-    log_file = logs / f"{attempt}.log"
-
+    task, score = choose(store, config, options)
+    request = executor_request(repo, store, config, task, options)
     if options.verify_only:
-        return _verify_only(repo, task, primary, kind, attempt, store, config, options)
-
+        return verify_only(repo, store, config, task, request, options.base)
     if options.dry_run:
-        existing = wt.find_worktree(repo, task.id)
-        path = existing or wt.worktree_path(repo, task.id)
-        base = wt.resolve_base(repo, options.base)
-        context = build_context(task, store.events(task_id=task.id), config.agents, db_path=store_path(repo),
-                                attempt=attempt, base=base)
-        prompt = render_prompt(agent, task, worktree=path, repo=repo, context=context, priority=score,
-                               agent_path=agent_file(config, primary), repo_gates=repo_gate_names(repo))
-        request = ExecutorRequest(kind, agent, prompt, prompt_file, path, log_file, task.id, attempt,
-                                  options.timeout, agent_file(config, primary))
-        notes: list[str] = []
-        argv: list[str] = []
-        if kind != "manual":
-            from bno_orchestrator.dispatch.executors import build_argv, require_binary
-
-            argv = display_argv(build_argv(request), prompt, prompt_file)
-            if os.sep not in argv[0]:
-                try:
-                    require_binary(kind, argv[0])
-                except UserError as exc:
-                    notes.append(str(exc))
-        return DispatchResult(task.id, task.title, primary, kind, attempt, str(path), wt.branch_name(task.id), base,
-                              None, argv, dry_run=True, prompt=prompt, status=task.status.value, notes=notes)
-
-    _preflight(ExecutorRequest(kind, agent, "", prompt_file, wt.worktree_path(repo, task.id), log_file, task.id,
-                               attempt, options.timeout, agent_file(config, primary)))
+        return dry_run(make_plan(repo, store, config, task, score, request,
+                                 planned_worktree(repo, task.id, options.base)))
+    preflight(request)  # nothing is made or recorded before this check
     with task_lock(repo, task.id):
         tree = wt.ensure_worktree(repo, task.id, options.base)
-        context = build_context(task, store.events(task_id=task.id), config.agents, db_path=store_path(repo),
-                                attempt=attempt, base=tree.base)
-        agent_path = agent_file(config, primary)
-        prompt = render_prompt(agent, task, worktree=tree.path, repo=repo, context=context, priority=score,
-                               agent_path=agent_path, repo_gates=repo_gate_names(repo))
-        _write_prompt(prompt_file, prompt)
-        request = ExecutorRequest(kind, agent, prompt, prompt_file, tree.path, log_file, task.id, attempt,
-                                  options.timeout, agent_path)
-        argv = resolve_argv(request)  # a missing CLI stops here, before anything is recorded
-        shown = display_argv(argv, prompt, prompt_file)
-        result = DispatchResult(task.id, task.title, primary, kind, attempt, str(tree.path), tree.branch, tree.base,
-                                str(prompt_file), shown)
-        with store.write() as tx:
-            current = tx.task(task.id)
-            if current.status == TaskStatus.ASSIGNED:
-                move_in(tx, config.workflow, task.id, TaskStatus.IN_DEVELOPMENT.value, actor=f"agent:{primary}",
-                        reason=f"dispatched to {primary} ({kind} executor), attempt {attempt}")
-            tx.append(Event(
-                actor=ACTOR, kind="dispatch.started", task_id=task.id,
-                payload={"attempt": attempt, "agent": primary, "executor": kind, "worktree": str(tree.path),
-                         "branch": tree.branch, "base": tree.base, "worktree_created": tree.created,
-                         "prompt_file": str(prompt_file), "log_file": str(log_file) if kind != "manual" else None,
-                         "argv": shown, "support": list(task.support)},
-                reason=f"attempt {attempt}: {kind} executor for {primary} in {tree.path}",
-            ))
-        if kind == "manual":
-            store.append(Event(
-                actor=ACTOR, kind="dispatch.handoff", task_id=task.id,
-                payload={"attempt": attempt, "agent": primary, "prompt_file": str(prompt_file),
-                         "worktree": str(tree.path)},
-                reason=f"hand-off to a person: the prompt is in {prompt_file}; work in {tree.path}, then "
-                       f"`orchestrator dispatch {task.id} --verify-only`",
-            ))
-            result.outcome = ExecutorOutcome("manual", [], None, False, 0.0, None, handoff=True,
-                                             extra={"prompt_file": str(prompt_file)})
-            result.status = store.task(task.id).status.value
-            result.notes.append(f"manual hand-off: give {prompt_file} to the person doing {task.id}; they work in "
-                                f"{tree.path}; then run `orchestrator dispatch {task.id} --verify-only`")
-            return result
-        from bno_orchestrator.dispatch.executors import run_executor
-
-        try:
-            outcome = run_executor(request, argv)
-        except BaseException as exc:  # Ctrl-C / SIGTERM: the process group is dead; say so in the log
-            store.append(Event(
-                actor=ACTOR, kind="dispatch.finished", task_id=task.id,
-                payload={"attempt": attempt, "agent": primary, "kind": kind, "interrupted": True,
-                         "log_file": str(log_file), "claim_trusted": False},
-                reason=f"attempt {attempt}: interrupted ({type(exc).__name__}); the task stays in development",
-            ))
-            raise
-        result.outcome = outcome
-        changed = wt.changed_files(tree.path, tree.base)
-        store.append(Event(
-            actor=ACTOR, kind="dispatch.finished", task_id=task.id,
-            payload={"attempt": attempt, "agent": primary, **outcome.as_json(), "changed_files": changed,
-                     "claim_trusted": False},
-            reason=(f"attempt {attempt}: {kind} executor "
-                    + ("timed out" if outcome.timed_out else f"exited {outcome.exit_code}")
-                    + f" after {outcome.duration:.1f}s, {len(changed)} file(s) changed"),
-        ))
+        plan = make_plan(repo, store, config, task, score, request, tree)
+        argv = prepare(plan)
+        result = record_start(store, config, plan, argv)
+        if plan.kind == MANUAL:
+            return hand_off(store, plan, result)
+        result.outcome = execute(store, plan, argv)
+        if result.outcome.error_kind is not None:
+            return executor_failed(store, result)
         if not options.verify:
-            result.status = store.task(task.id).status.value
-            result.notes.append("not verified (--no-verify): the task stays in development until the gates pass")
-            return result
-        _verify_and_record(repo, task, primary, tree.path, tree.base, attempt, store, config, result)
-        return result
-
-
-def _preflight(request: ExecutorRequest) -> None:
-    """Catch a bad executor config or a missing CLI before a worktree is made or anything is recorded."""
-    if request.kind == "manual":
-        return
-    from bno_orchestrator.dispatch.executors import build_argv, require_binary
-
-    program = build_argv(request)[0]
-    if os.sep not in program:
-        require_binary(request.kind, program)
-    request.effective_timeout()
-
-
-def _verify_and_record(repo: Path, task: Task, primary: str, path: Path, base: str, attempt: int, store: Store,
-                       config: Config, result: DispatchResult) -> None:
-    from bno_orchestrator.workflow import move_task, record_verification
-
-    verification = verify_worktree(repo, path, base)
-    result.verification = verification
-    record_verification(store, task.id, run_id=verification.run_id, passed=verification.passed, agent=primary,
-                        reason=f"attempt {attempt}: {verification.reason}")
-    if verification.passed:
-        result.commit = wt.commit_all(path, f"{task.id}: {task.title}\n\nAttempt {attempt} by agent {primary}; "
-                                            f"{verification.reason}.\n")
-        move_task(store, config.workflow, task.id, TaskStatus.REVIEW.value, actor="gates",
-                  reason=f"{verification.reason}; committed on {wt.branch_name(task.id)}")
-    else:
-        result.escalations = escalate_task(store, config, task.id)
-    result.status = store.task(task.id).status.value
-
-
-def _verify_only(repo: Path, task: Task, primary: str, kind: str, attempt: int, store: Store, config: Config,
-                 options: DispatchOptions) -> DispatchResult:
-    with task_lock(repo, task.id):
-        path = wt.find_worktree(repo, task.id)
-        if path is None:
-            raise UserError(f"{task.id} has no worktree to verify (dispatch it first)")
-        starts = store.events(task_id=task.id, kind="dispatch.started")
-        base = str(starts[-1].payload.get("base")) if starts else wt.ensure_worktree(repo, task.id, options.base).base
-        done = max(1, attempt - 1)
-        result = DispatchResult(task.id, task.title, primary, kind, done, str(path), wt.branch_name(task.id), base,
-                                None, [])
-        _verify_and_record(repo, task, primary, path, base, done, store, config, result)
-        return result
+            return unverified(store, result)
+        return verify(repo, store, config, result)

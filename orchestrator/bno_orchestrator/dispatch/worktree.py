@@ -11,7 +11,6 @@ so a reviewer sees it as an ordinary branch; the user's branch is left alone.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -217,11 +216,3 @@ def commit_all(path: Path, message: str) -> str | None:
     with wt.git.custom_environment(**env):
         wt.git.commit("-q", "--no-verify", "-m", message)
     return str(wt.head.commit.hexsha)
-
-
-def relative_to_repo(path: Path, repo: Path) -> str:
-    """``path`` relative to ``repo`` when inside it (for messages), else absolute."""
-    try:
-        return os.path.relpath(path, repo) if Path(path).resolve().is_relative_to(Path(repo).resolve()) else str(path)
-    except ValueError:
-        return str(path)

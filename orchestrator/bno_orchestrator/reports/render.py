@@ -20,7 +20,6 @@ from bno_orchestrator.reports.charts import burnup_svg, velocity_svg
 from bno_orchestrator.reports.viewmodel import WeeklyReport
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-FORMATS: tuple[str, ...] = ("md", "html")
 _MD_SPECIAL = str.maketrans({
     "&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_",
     "[": "\\[", "]": "\\]", "\n": " ", "\r": " ",

@@ -17,17 +17,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bno_orchestrator.models import Event, ScoringConfig, Task, TaskStatus, as_utc
+from bno_orchestrator.events import STATUS_KINDS, EventKind
+from bno_orchestrator.models import Event, Task, TaskStatus, as_utc
+from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.scoring import rank, score_tasks
 from bno_orchestrator.store import replay
+from bno_quality_gates.status import GateStatus
 
 DAY = dt.timedelta(days=1)
 WEEK = dt.timedelta(days=7)
-# Kinds that can change a task's status (their payload's "to"; task.created starts a task in its status).
-STATUS_KINDS = frozenset({"task.created", "task.moved", "task.routed", "task.escalated"})
 STARTED_STATE = TaskStatus.IN_DEVELOPMENT.value
 NOT_IN_FLIGHT = frozenset({TaskStatus.BACKLOG.value, TaskStatus.DONE.value})
-OK_STATUSES = frozenset({"passed", "cached"})
+OK_STATUSES = frozenset({GateStatus.PASSED, GateStatus.CACHED})
 _WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -328,7 +329,7 @@ class _Timeline:
             if event.task_id is None or event.ts is None or event.id is None or event.kind not in STATUS_KINDS:
                 continue
             task_id = event.task_id
-            if event.kind == "task.created":
+            if event.kind == EventKind.TASK_CREATED:
                 if task_id in timeline.created:
                     continue
                 timeline.created[task_id] = (event.ts, event.id)
@@ -624,7 +625,7 @@ def build_weekly(
             action=str(e.payload.get("action", "")), agents=tuple(str(a) for a in e.payload.get("agents", [])),
             to=str(e.payload.get("to") or ""), reason=e.reason,
         )
-        for e in seen if e.kind == "task.escalated" and e.ts is not None and e.ts in window
+        for e in seen if e.kind == EventKind.TASK_ESCALATED and e.ts is not None and e.ts in window
     )
 
     # next week's plan: work in flight, the best-ranked backlog, and what falls due
@@ -682,7 +683,7 @@ def build_weekly(
         gates=_gate_rates(runs_now, runs_before), tests=_test_counts(gate_runs, window),
         perf=_perf_trends(gate_runs, window), blocked=tuple(blocked), aging=tuple(aging), aging_days=aging_days,
         escalations=escalations, plan_continue=plan_continue, plan_next=plan_next, plan_due=plan_due,
-        scorer=config.scorer,
+        scorer=config.scorer.value,
     )
 
 

@@ -25,9 +25,10 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from bno_orchestrator.errors import UserError
-from bno_orchestrator.models import ScoringConfig
+from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.tui.data import (
     GATE_BADGES,
+    GATE_STYLES,
     Card,
     Column,
     Snapshot,
@@ -53,7 +54,7 @@ def card_text(card: Card) -> Text:
     text.append("\n")
     text.append(f"@{card.agent}" if card.agent else "@-", style="magenta")
     badge = GATE_BADGES[card.gate]
-    text.append(f" {badge}", style={"passed": "green", "failed": "bold red"}.get(card.gate, "dim"))
+    text.append(f" {badge}", style=GATE_STYLES.get(card.gate, "dim"))
     if card.blocked:
         text.append(" blocked" if card.status == "blocked" else " waiting", style="bold yellow")
     if card.escalation_level:

@@ -15,15 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bno_orchestrator.errors import UserError
-from bno_orchestrator.models import Event, ScoringConfig, Task, TaskStatus
+from bno_orchestrator.events import EventKind
+from bno_orchestrator.models import Event, Task, TaskStatus
+from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.scoring import Score, explain_lines, rank, score_tasks
 from bno_orchestrator.workflow import Workflow, move_task
+from bno_quality_gates.status import GateStatus
 from bno_quality_gates.summary import status_counts
 
 if TYPE_CHECKING:
     from bno_orchestrator.store import Store
 
-GATE_BADGES: dict[str, str] = {"passed": "✓", "failed": "✗", "none": "·"}
+NO_GATE = "none"  # no gates.verified event yet
+GATE_BADGES: dict[str, str] = {GateStatus.PASSED: "✓", GateStatus.FAILED: "✗", NO_GATE: "·"}
+GATE_STYLES: dict[str, str] = {GateStatus.PASSED: "green", GateStatus.FAILED: "bold red"}  # else dim
 FILTER_FIELDS: tuple[str, ...] = ("agent", "label", "type", "component", "state", "gate", "is")
 
 
@@ -133,12 +138,16 @@ def load_snapshot(store: Store, workflow: Workflow, scoring: ScoringConfig) -> S
 # ---------------------------------------------------------------------------------------------- cards
 
 
+def _verdict(event: Event) -> str:
+    """``passed`` or ``failed``: the verdict of a ``gates.verified`` event."""
+    return GateStatus.PASSED.value if event.payload.get("passed") else GateStatus.FAILED.value
+
+
 def _latest_gate(events: Sequence[Event]) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for event in events:
-        if event.kind == "gates.verified" and event.task_id is not None:
-            out[event.task_id] = ("passed" if event.payload.get("passed") else "failed",
-                                  str(event.payload.get("run_id", "")))
+        if event.kind == EventKind.GATES_VERIFIED and event.task_id is not None:
+            out[event.task_id] = (_verdict(event), str(event.payload.get("run_id", "")))
     return out
 
 
@@ -149,7 +158,7 @@ def cards(snapshot: Snapshot) -> list[Card]:
     for task_id in rank(snapshot.scores):
         task = snapshot.tasks[task_id]
         score = snapshot.scores[task_id]
-        gate, run = gates.get(task_id, ("none", ""))
+        gate, run = gates.get(task_id, (NO_GATE, ""))
         out.append(Card(
             id=task.id, title=task.title, status=task.status.value, score=score.value,
             agent=task.assignees[0] if task.assignees else "", support=tuple(task.support), gate=gate,
@@ -234,25 +243,25 @@ def describe_event(event: Event) -> str:
     """One line for an event: ``#12 2026-01-05 10:00 human:ann task.moved backlog -> assigned (why)``."""
     payload = event.payload
     what = ""
-    if event.kind == "task.moved":
+    if event.kind == EventKind.TASK_MOVED:
         what = f"{payload.get('from')} -> {payload.get('to')}"
-    elif event.kind == "task.routed":
+    elif event.kind == EventKind.TASK_ROUTED:
         what = f"-> {payload.get('primary')}" + (f" + {', '.join(payload.get('secondary', []))}"
                                                   if payload.get("secondary") else "")
-    elif event.kind == "task.edited":
+    elif event.kind == EventKind.TASK_EDITED:
         what = ", ".join(sorted(payload.get("changes", {})))
-    elif event.kind == "task.escalated":
+    elif event.kind == EventKind.TASK_ESCALATED:
         what = f"{payload.get('rule')} level {payload.get('level')}"
-    elif event.kind == "gates.verified":
-        what = f"run {payload.get('run_id')} {'passed' if payload.get('passed') else 'failed'}"
+    elif event.kind == EventKind.GATES_VERIFIED:
+        what = f"run {payload.get('run_id')} {_verdict(event)}"
     when = event.ts.strftime("%Y-%m-%d %H:%M") if event.ts else "-"
-    reason = f" ({event.reason})" if event.reason and event.kind != "task.routed" else ""
+    reason = f" ({event.reason})" if event.reason and event.kind != EventKind.TASK_ROUTED else ""
     return f"#{event.id} {when} {event.actor} {event.kind} {what}".rstrip() + reason
 
 
 def routing_lines(events: Sequence[Event]) -> tuple[str, ...]:
     """The latest routing decision of a task (reasons and candidates), from its events."""
-    decision = next((e for e in reversed(events) if e.kind in ("task.routed", "task.deferred")), None)
+    decision = next((e for e in reversed(events) if e.kind in (EventKind.TASK_ROUTED, EventKind.TASK_DEFERRED)), None)
     if decision is None:
         return ("not routed yet",)
     payload = decision.payload
@@ -272,11 +281,10 @@ def gate_lines(snapshot: Snapshot, events: Sequence[Event]) -> tuple[str, ...]:
     """The task's gate verifications, newest first, with the recorded run's gate statuses when known."""
     lines: list[str] = []
     for event in reversed(events):
-        if event.kind != "gates.verified":
+        if event.kind != EventKind.GATES_VERIFIED:
             continue
         run_id = str(event.payload.get("run_id", ""))
-        verdict = "passed" if event.payload.get("passed") else "failed"
-        line = f"run {run_id}: {verdict} (agent {event.payload.get('agent', '-')}, event #{event.id})"
+        line = f"run {run_id}: {_verdict(event)} (agent {event.payload.get('agent', '-')}, event #{event.id})"
         run = snapshot.gate_runs.get(run_id)
         if run is not None:
             statuses = status_counts(run.get("statuses", {}))
