@@ -216,3 +216,19 @@ def checks_as_json(checks: list[Check]) -> list[dict[str, object]]:
         {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix, "required": c.required}
         for c in checks
     ]
+
+
+def report(program: str, checks: list[Check], *, as_json: bool) -> int:
+    """Print ``checks`` as ``PROGRAM doctor``'s table (or JSON); exit 1 when a required check failed.
+
+    The one doctor behind both command lines: each passes the checks its view adds to
+    :func:`toolchain_checks`.
+    """
+    from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
+
+    failed = any(c.failed for c in checks)
+    if as_json:
+        print_json({"ok": not failed, "checks": checks_as_json(checks)})
+    else:
+        render_table(f"{program} doctor", checks)
+    return EXIT_FAILURE if failed else EXIT_OK

@@ -5,18 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
-from bno_foundation.toolchain import checks_as_json, render_table, toolchain_checks
+from bno_foundation.toolchain import report, toolchain_checks
 
 
 def run(args: argparse.Namespace) -> int:
-    checks = toolchain_checks(include_slow=not args.quick)
-    failed = any(c.failed for c in checks)
-    if args.json:
-        print_json({"ok": not failed, "checks": checks_as_json(checks)})
-    else:
-        render_table("bitnet doctor", checks)
-    return EXIT_FAILURE if failed else EXIT_OK
+    """The toolchain view of the doctor: Python, torch, triton, CUDA, the C++ compiler, CPU SIMD."""
+    return report("bitnet", toolchain_checks(include_slow=not args.quick), as_json=args.json)
 
 
 def register(sub: Any) -> None:

@@ -8,16 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
-from bno_foundation.toolchain import (
-    MISSING,
-    OK,
-    Check,
-    checks_as_json,
-    git_check,
-    render_table,
-    toolchain_checks,
-)
+from bno_foundation.toolchain import MISSING, OK, WARN, Check, git_check, report, toolchain_checks
 from bno_orchestrator.commands import add_json_flag, repo_from_args
 from bno_orchestrator.paths import state_dir
 
@@ -35,15 +26,39 @@ def store_writable_check(repo: Path) -> Check:
     return Check("store path", OK, f"{target} is writable")
 
 
+def agent_cli_checks(repo: Path) -> list[Check]:
+    """Each agent CLI: installed or not, and its version against the one the tests ran (optional rows)."""
+    import shutil
+    import subprocess
+
+    from bno_orchestrator.dispatch.clis import CLIS, local_bin_dirs, search_path
+
+    path = search_path(local_bin_dirs(repo))
+    checks = []
+    for cli in CLIS.values():
+        binary = shutil.which(cli.binary, path=path)
+        if binary is None:
+            checks.append(Check(f"agent: {cli.kind}", WARN, "not installed", cli.install_hint, required=False))
+            continue
+        try:
+            proc = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+            said = (proc.stdout.strip() or proc.stderr.strip()).splitlines()[-1:] or ["?"]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            said = [f"--version failed: {exc}"]
+        tested = cli.tested_version in said[0]
+        detail = f"{said[0]} ({binary})" + ("" if tested else f"; tested with {cli.tested_version}")
+        checks.append(Check(f"agent: {cli.kind}", OK if tested else WARN, detail,
+                            "" if tested else cli.install_hint, required=False))
+    return checks
+
+
 def run(args: argparse.Namespace) -> int:
+    """The framework's view of the doctor: the toolchain, git, the store path and the agent CLIs."""
     repo = repo_from_args(args)
-    checks = [*toolchain_checks(include_slow=not args.quick), git_check(), store_writable_check(repo)]
-    failed = any(c.failed for c in checks)
-    if args.json:
-        print_json({"ok": not failed, "checks": checks_as_json(checks)})
-    else:
-        render_table("orchestrator doctor", checks)
-    return EXIT_FAILURE if failed else EXIT_OK
+    checks = [*toolchain_checks(include_slow=not args.quick), git_check(), store_writable_check(repo),
+              *agent_cli_checks(repo)]
+    return report("orchestrator", checks, as_json=args.json)
 
 
 def register(sub: Any) -> None:
