@@ -7,7 +7,7 @@ from pathlib import Path
 from bno_foundation.repo import find_repo_root
 from bno_quality_gates import STATE_DIR_NAME, STORE_FILE_NAME
 
-__all__ = ["STATE_DIR_NAME", "STORE_FILE_NAME", "config_root", "data_root", "find_repo_root", "state_dir",
+__all__ = ["STATE_DIR_NAME", "STORE_FILE_NAME", "config_root", "data_root", "find_repo_root", "gates_file", "state_dir",
            "store_path"]
 
 
@@ -39,3 +39,12 @@ def config_root(repo: Path) -> Path:
     if (repo / "workflows").is_dir() and (repo / "agents").is_dir():
         return repo
     return data_root()
+
+
+def gates_file(repo: Path, explicit: str | Path | None = None) -> Path:
+    """The gates file of ``repo``, resolved here once for every command: ``explicit`` when given, else
+    the repository's own ``workflows/gates.yaml``, else the shipped one."""
+    if explicit:
+        return Path(explicit)
+    own = repo / "workflows" / "gates.yaml"
+    return own if own.is_file() else data_root() / "workflows" / "gates.yaml"

@@ -35,7 +35,7 @@ from bno_foundation.atomic import atomic_write
 from bno_quality_gates import affected as aff
 from bno_quality_gates import cache as cache_mod
 from bno_quality_gates.dag import build_graph, order, upstream_of, with_dependents, with_upstream
-from bno_quality_gates.errors import ConfigError, GateError
+from bno_quality_gates.errors import GateError
 from bno_quality_gates.fastpath import skip_from_env
 from bno_quality_gates.junit import write_run_junit
 from bno_quality_gates.results import GateResult, ResultsDB, RunRecord, new_run_id
@@ -43,7 +43,7 @@ from bno_quality_gates.spec import GatesConfig, GateSpec
 from bno_quality_gates.status import GateStatus
 from bno_quality_gates.summary import markdown
 
-__all__ = ["Plan", "RunOptions", "Runner", "index_snapshot", "kill_group", "load_config", "new_run_id",
+__all__ = ["Plan", "RunOptions", "Runner", "index_snapshot", "kill_group", "new_run_id",
            "parse_metrics", "skip_from_env"]
 
 METRICS_PREFIX = "GATE-METRICS "
@@ -646,20 +646,3 @@ def main_checkout(repo: Path) -> Path:
     if common is None or common.name != ".git":
         return repo
     return common.parent
-
-
-def load_config(repo: Path, path: Path | None = None) -> GatesConfig:
-    """The gates config of ``repo``: ``path``, else ``REPO/workflows/gates.yaml``, else the shipped one."""
-    from bno_quality_gates.spec import load_gates
-
-    if path is not None:
-        return load_gates(path)
-    candidate = repo / "workflows" / "gates.yaml"
-    if candidate.is_file():
-        return load_gates(candidate)
-    shipped = Path(__file__).resolve().parent.parent / "workflows" / "gates.yaml"
-    packaged = Path(__file__).resolve().parent.parent / "orchestrator" / "data" / "workflows" / "gates.yaml"
-    for option in (packaged, shipped):
-        if option.is_file():
-            return load_gates(option)
-    raise ConfigError("no gates.yaml: looked in workflows/ of the repo and the shipped defaults", path=candidate)

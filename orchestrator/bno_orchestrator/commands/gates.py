@@ -10,15 +10,7 @@ from typing import Any
 from bno_foundation.cli import EXIT_OK, print_json
 from bno_orchestrator.commands import add_json_flag, repo_from_args
 from bno_orchestrator.errors import NotFoundError, UserError
-from bno_orchestrator.paths import data_root, state_dir, store_path
-
-
-def gates_file(repo: Path, explicit: str | None) -> Path:
-    """``--config``, else the repo's ``workflows/gates.yaml``, else the shipped one."""
-    if explicit:
-        return Path(explicit)
-    own = repo / "workflows" / "gates.yaml"
-    return own if own.is_file() else data_root() / "workflows" / "gates.yaml"
+from bno_orchestrator.paths import gates_file, state_dir, store_path
 
 
 def _config(args: argparse.Namespace) -> tuple[Path, Any]:

@@ -20,7 +20,7 @@ def _print_states(states: list[Any], as_json: bool, extra: dict[str, Any] | None
 
 def cmd_install(args: argparse.Namespace) -> int:
     """Install pre-commit and pre-push, keeping and chaining existing hooks."""
-    from bno_orchestrator.commands.gates import gates_file
+    from bno_orchestrator.paths import gates_file
     from bno_quality_gates import GATES_FILE
     from bno_quality_gates.hooks import install
 

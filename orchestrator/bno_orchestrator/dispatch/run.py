@@ -287,10 +287,11 @@ def planned_worktree(repo: Path, task_id: str, base: str | None) -> wt.Worktree:
 
 def repo_gate_names(repo: Path) -> list[str] | None:
     """The gates of ``repo``'s gates.yaml (what verification runs), or None when it cannot be read."""
-    from bno_quality_gates.runner import load_config as load_gates
+    from bno_orchestrator.paths import gates_file
+    from bno_quality_gates.spec import load_gates
 
     try:
-        return list(load_gates(repo).gates)
+        return list(load_gates(gates_file(repo)).gates)
     except UserError:
         return None
 
@@ -412,15 +413,16 @@ def unverified(store: Store, result: DispatchResult) -> DispatchResult:
 
 def verify_worktree(repo: Path, worktree: Path, base: str) -> Verification:
     """Run the affected gates of ``repo``'s gates.yaml on ``worktree`` against ``base``; record in the store."""
+    from bno_orchestrator.paths import gates_file
     from bno_quality_gates.results import new_run_id
     from bno_quality_gates.runner import Runner, RunOptions
-    from bno_quality_gates.runner import load_config as load_gates
+    from bno_quality_gates.spec import load_gates
 
     changed = wt.changed_files(worktree, base)
     if not changed:
         return Verification(f"no-change-{new_run_id()}", False,
                             "the executor changed no file in the worktree: nothing to verify")
-    config = load_gates(repo)  # the repository's own gates, not the copy the agent could edit
+    config = load_gates(gates_file(repo))  # the repository's own gates, not the copy the agent could edit
     options = RunOptions(repo=worktree, mode="affected", base=base, changed=changed, state_dir=state_dir(repo),
                          db_path=store_path(repo))
     record = Runner(config, options).run()
