@@ -12,7 +12,7 @@ from bno_foundation.atomic import write_files_atomically
 from bno_orchestrator.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "data" / "agent_corpus"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,7 +1,7 @@
-"""Import and export against every file of the real-world corpus (read in place, never copied).
+"""Import and export against every file of the real-world corpus.
 
-The corpus lives in ``shared/corpus`` beside the repository (``Path(repo_root).parent / "shared" /
-"corpus"``); its licence forbids redistribution, so it is not part of this repository.
+The corpus is test data in ``tests/orchestrator/data/agent_corpus`` (its README and SOURCES.md give each
+file's repository, path and commit); it is never part of the built wheel.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from bno_orchestrator.agents.interop.base import Report
 from bno_orchestrator.agents.render import render_template, sample_task
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "data" / "agent_corpus"
 FOLDER_FORMAT = {"claude-code": "claude", "copilot": "copilot", "roomodes": "roo", "crewai": "crewai"}
 
 
 def corpus_files() -> list[Path]:
-    if not CORPUS.is_dir():  # a hard failure, not a skip: CI checks shared/ out beside the repo
+    if not CORPUS.is_dir():  # a hard failure, not a skip
         return [CORPUS / "MISSING"]
     return sorted(p for folder in FOLDER_FORMAT for p in (CORPUS / folder).iterdir() if p.is_file())
 
@@ -51,7 +51,7 @@ def known_keys(fmt: str) -> tuple[str, ...]:
 
 
 def test_corpus_is_present_and_fully_listed() -> None:
-    assert CORPUS.is_dir(), f"the agent corpus is expected at {CORPUS} (shared/ beside the repository)"
+    assert CORPUS.is_dir(), f"the agent corpus is expected at {CORPUS}"
     table = sources_table()
     files = corpus_files()
     assert {p.name for p in files} == set(table), "every corpus file is imported by a test below"
