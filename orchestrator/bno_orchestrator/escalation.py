@@ -1,4 +1,4 @@
-"""Escalation: the seed's levels and triggers, evaluated from the event log.
+"""Escalation: the escalation levels and triggers, evaluated from the event log.
 
 * Levels (``level_states``, e.g. blocked): a task climbs level 1 (individual, < 2 h), 2 (team, < 1 day),
   3 (cross-team, < 3 days), 4 (architecture review) as its time in the state grows.

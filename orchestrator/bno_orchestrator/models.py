@@ -2,7 +2,7 @@
 
 A task a user writes (``task add``, an import file) is validated by :class:`Task` through
 :func:`bno_foundation.yamlio.validate`, so a bad value is reported with its file, line, column and field.
-Ranges follow the seed: Impact, Urgency, Resources and Risk in 1..5, Dependencies in 1..3, complexity
+Ranges follow the priority formula: Impact, Urgency, Resources and Risk in 1..5, Dependencies in 1..3, complexity
 1 (simple) .. 4 (critical). The schemas of the rule files (``workflows/*.yaml``) are in
 :mod:`bno_orchestrator.rules`; the kinds of event and their payloads in :mod:`bno_orchestrator.events`.
 """
@@ -38,7 +38,7 @@ def as_utc(value: dt.datetime) -> dt.datetime:
 
 
 class TaskStatus(enum.StrEnum):
-    """The states of ``workflows/development.yaml`` (the seed's development workflow)."""
+    """The states of ``workflows/development.yaml`` (the development workflow)."""
 
     BACKLOG = "backlog"
     ASSIGNED = "assigned"

@@ -7,7 +7,7 @@ A pure, deterministic function of (tasks, scores, agents, rules, track record, l
    owner/secondary, and its own front matter (``task_types``/``components``).
 3. Candidates whose complexity range excludes the task or who are at capacity drop out; one who has had
    ``max_consecutive_high`` high-complexity tasks in a row drops out of another one while anyone else is
-   eligible (the seed's burnout rule and rotation).
+   eligible (the burnout rule and rotation).
 4. The most points win; ties go to the better first-pass gate record on this task type, then the lower
    load, then the id - so results repeat exactly and improve as history accumulates.
 5. The complexity rule gives the coordination strategy, the team size (support agents) and the

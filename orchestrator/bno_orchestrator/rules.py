@@ -59,7 +59,7 @@ class MatrixEntry(_Strict):
 
 
 class ComplexityRule(_Strict):
-    """One row of the seed's complexity routing: coordination strategy, team size, escalation path."""
+    """One row of the complexity routing matrix: coordination strategy, team size, escalation path."""
 
     level: int = Field(ge=1, le=4)
     route: str = ""
@@ -78,7 +78,7 @@ class ComplexityRule(_Strict):
 
 
 class SupportRule(_Strict):
-    """Add a support agent when a task matches (seed: "Support Team Assembly")."""
+    """Add a support agent when a task matches (support team assembly)."""
 
     id: str = Field(min_length=1)
     add: str = Field(pattern=AGENT_ID_RE)
@@ -110,7 +110,7 @@ class RoutingWeights(_Strict):
 
 
 class WorkloadRules(_Strict):
-    """Capacity, rotation and burnout settings (seed: "Agent Workload Balancing")."""
+    """Capacity, rotation and burnout settings (agent workload balancing)."""
 
     high_complexity: int = Field(default=3, ge=1, le=4)
     max_consecutive_high: int = Field(default=2, ge=1)
@@ -175,7 +175,7 @@ def format_duration(value: dt.timedelta) -> str:
 
 
 class EscalationLevel(_Strict):
-    """One level of the seed's issue escalation process; a task reaches it after ``after`` in a state."""
+    """One level of the issue escalation process; a task reaches it after ``after`` in a state."""
 
     level: int = Field(ge=1)
     name: str = Field(min_length=1)
@@ -192,7 +192,7 @@ class EscalationLevel(_Strict):
 
 
 class EscalationTrigger(_Strict):
-    """A time-, failure- or load-based trigger (seed: "Escalation Triggers")."""
+    """A time-, failure- or load-based escalation trigger."""
 
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     kind: Literal["time_in_state", "failed_gates", "overload"]
@@ -244,7 +244,7 @@ class EscalationRules(_Strict):
 # ----------------------------------------------------------------------------------------------- scoring
 
 
-class SeedDefaults(_Strict):
+class PriorityDefaults(_Strict):
     """Values used for a term the task leaves unset."""
 
     impact: int = Field(default=3, ge=1, le=5)
@@ -253,10 +253,10 @@ class SeedDefaults(_Strict):
     risk: int = Field(default=2, ge=1, le=5)
 
 
-class SeedScoring(_Strict):
-    """The seed's formula ``Impact × Urgency × Dependencies / (Resources × Risk)``."""
+class PriorityScoring(_Strict):
+    """The priority formula ``Impact × Urgency × Dependencies / (Resources × Risk)``."""
 
-    defaults: SeedDefaults = Field(default_factory=lambda: SeedDefaults())
+    defaults: PriorityDefaults = Field(default_factory=lambda: PriorityDefaults())
     # Dependencies derived from how many unfinished tasks this one blocks: 0, 1, 2+ -> these values.
     dependencies_by_blocking: tuple[int, int, int] = (1, 2, 3)
 
@@ -276,7 +276,7 @@ class TaskwarriorScoring(_Strict):
 
 
 class WsjfDefaults(_Strict):
-    """WSJF inputs used when a task leaves them unset (else derived from the seed's terms)."""
+    """WSJF inputs used when a task leaves them unset (else derived from the priority formula's terms)."""
 
     job_size: int = Field(default=3, ge=1, le=20)
 
@@ -292,7 +292,22 @@ class ScoringConfig(_Strict):
     """``workflows/scoring.yaml``: which scorer ranks the backlog, and each scorer's settings."""
 
     version: int = 1
-    scorer: ScorerName = ScorerName.SEED
-    seed: SeedScoring = Field(default_factory=lambda: SeedScoring())
+    scorer: ScorerName = ScorerName.PRIORITY
+    priority: PriorityScoring = Field(default_factory=lambda: PriorityScoring())
     taskwarrior: TaskwarriorScoring = Field(default_factory=lambda: TaskwarriorScoring())
     wsjf: WsjfScoring = Field(default_factory=lambda: WsjfScoring())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_old_names(cls, data: Any) -> Any:
+        """Older rule files call the priority formula ``seed``: ``scorer: seed`` and a ``seed:`` section."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("scorer") == "seed":
+            data["scorer"] = ScorerName.PRIORITY.value
+        if "seed" in data:
+            if "priority" in data:
+                raise ValueError("give the priority formula's settings once, under 'priority' (not also 'seed')")
+            data["priority"] = data.pop("seed")
+        return data

@@ -14,7 +14,7 @@ from enum import StrEnum
 class ScorerName(StrEnum):
     """A scorer (see :mod:`bno_orchestrator.scoring` for the formulas)."""
 
-    SEED = "seed"  # Impact × Urgency × Dependencies / (Resources × Risk)
+    PRIORITY = "priority"  # Impact × Urgency × Dependencies / (Resources × Risk)
     TASKWARRIOR = "taskwarrior"  # Taskwarrior-style urgency: a sum of coefficient × factor
     WSJF = "wsjf"  # weighted shortest job first
 

@@ -1,11 +1,11 @@
-"""Ranking the backlog: the seed's priority formula, Taskwarrior-style urgency and WSJF.
+"""Ranking the backlog: the priority formula, Taskwarrior-style urgency and WSJF.
 
 Every scorer returns a :class:`Score` whose :class:`Term` list says, for each input, its value and where
 it came from (``task`` field, ``default`` of ``workflows/scoring.yaml``, or ``derived`` from the
 dependency graph), so ``orchestrator task explain ID`` can show the whole computation.
 
 Dependencies count both ways: a task with an unfinished ``depends_on`` is *blocked* (ranked last and
-never routed or dispatched), and a task that blocks unfinished tasks ranks higher (the seed's
+never routed or dispatched), and a task that blocks unfinished tasks ranks higher (the priority formula's
 Dependencies term, Taskwarrior's ``blocking`` coefficient, WSJF's risk reduction / opportunity enablement).
 All scorers run in O(tasks + dependency edges).
 
@@ -116,13 +116,13 @@ def _blocking_note(blocks: tuple[str, ...]) -> str:
     return f"blocks {len(blocks)} unfinished task(s): {', '.join(blocks[:5])}{' ...' if len(blocks) > 5 else ''}"
 
 
-def score_seed(task: Task, config: ScoringConfig, standing: Standing) -> tuple[float, str, tuple[Term, ...]]:
+def score_priority(task: Task, config: ScoringConfig, standing: Standing) -> tuple[float, str, tuple[Term, ...]]:
     """``Priority = (Impact × Urgency × Dependencies) / (Resources × Risk)``."""
-    seed = config.seed
+    priority = config.priority
     blocks = standing.blocks
-    impact = _term("impact", task.impact, seed.defaults.impact)
-    urgency = _term("urgency", task.urgency, seed.defaults.urgency)
-    derived = seed.dependencies_by_blocking[min(len(blocks), 2)]
+    impact = _term("impact", task.impact, priority.defaults.impact)
+    urgency = _term("urgency", task.urgency, priority.defaults.urgency)
+    derived = priority.dependencies_by_blocking[min(len(blocks), 2)]
     if task.dependencies is None:
         deps = Term("dependencies", float(derived), "derived", _blocking_note(blocks))
     elif derived > task.dependencies:
@@ -130,8 +130,8 @@ def score_seed(task: Task, config: ScoringConfig, standing: Standing) -> tuple[f
                     f"task field is {task.dependencies}, raised because it {_blocking_note(blocks)}")
     else:
         deps = Term("dependencies", float(task.dependencies), "task", "task field dependencies")
-    resources = _term("resources", task.resources, seed.defaults.resources)
-    risk = _term("risk", task.risk, seed.defaults.risk)
+    resources = _term("resources", task.resources, priority.defaults.resources)
+    risk = _term("risk", task.risk, priority.defaults.risk)
     value = impact.value * urgency.value * deps.value / (resources.value * risk.value)
     return value, "(impact × urgency × dependencies) / (resources × risk)", (impact, urgency, deps, resources, risk)
 
@@ -158,7 +158,7 @@ def score_taskwarrior(task: Task, config: ScoringConfig, standing: Standing) -> 
     """Taskwarrior-style urgency: the sum of coefficient × factor over the terms below."""
     tw = config.taskwarrior
     blocks, blocked, now = standing.blocks, standing.blocked, standing.now
-    impact = task.impact if task.impact is not None else config.seed.defaults.impact
+    impact = task.impact if task.impact is not None else config.priority.defaults.impact
     source = "task" if task.impact is not None else "default"
     coefficient = tw.priority.get(impact, 0.0)
     terms = [Term("priority", coefficient, source, f"coefficient for impact {impact}")]
@@ -180,17 +180,18 @@ def score_taskwarrior(task: Task, config: ScoringConfig, standing: Standing) -> 
     return sum(t.value for t in terms), "sum of coefficient × factor", tuple(terms)
 
 
-def _wsjf_term(name: str, own: int | None, seed_field: str, seed_value: int | None, seed_default: int) -> Term:
-    """A WSJF term: the task's own field ``name`` when set, else the seed formula's ``seed_field`` term."""
+def _wsjf_term(name: str, own: int | None, priority_field: str, priority_value: int | None,
+               priority_default: int) -> Term:
+    """A WSJF term: the task's own field ``name`` when set, else the priority formula's ``priority_field`` term."""
     if own is not None:
         return Term(name, float(own), "task", f"task field {name}")
-    base = _term(name, seed_value, seed_default, seed_field)
+    base = _term(name, priority_value, priority_default, priority_field)
     return Term(name, base.value, base.source, f"from {base.note}")
 
 
 def score_wsjf(task: Task, config: ScoringConfig, standing: Standing) -> tuple[float, str, tuple[Term, ...]]:
     """WSJF = (business value + time criticality + risk reduction) / job size."""
-    defaults = config.seed.defaults
+    defaults = config.priority.defaults
     blocks = standing.blocks
     value_term = _wsjf_term("business_value", task.business_value, "impact", task.impact, defaults.impact)
     time_term = _wsjf_term("time_criticality", task.time_criticality, "urgency", task.urgency, defaults.urgency)
@@ -213,7 +214,7 @@ def score_wsjf(task: Task, config: ScoringConfig, standing: Standing) -> tuple[f
 ScoreFunction = Callable[[Task, ScoringConfig, Standing], tuple[float, str, tuple[Term, ...]]]
 # The registry: every scorer name, with the function that scores one task under it.
 SCORERS: dict[ScorerName, ScoreFunction] = {
-    ScorerName.SEED: score_seed,
+    ScorerName.PRIORITY: score_priority,
     ScorerName.TASKWARRIOR: score_taskwarrior,
     ScorerName.WSJF: score_wsjf,
 }

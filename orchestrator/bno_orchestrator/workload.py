@@ -4,7 +4,7 @@
 * Track record: per agent and task type, how often the *first* gate verification of a task the agent
   worked on passed (``gates.verified`` events: ``{"run_id", "passed", "agent"}``).
 * High-intensity streak: how many high-complexity tasks in a row the router gave an agent (from the
-  ``task.routed`` events), for the seed's burnout rule ("alternate high-intensity and routine tasks").
+  ``task.routed`` events), for the burnout rule ("alternate high-intensity and routine tasks").
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from bno_orchestrator.agents.render import TASK_DEFAULTS, render_body, sample_ta
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = REPO / "agents"
-SEED_AGENTS = {
+SHIPPED_AGENTS = {
     "architect", "code", "debug", "best-practices", "inference-engine", "performance", "error-handling",
     "test-utilities", "documentation", "security", "truth-validator", "publishing", "ask", "phase-tracker",
     "commands-config", "research", "rules-config", "variable-matcher", "orchestrator",
@@ -41,8 +41,8 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_the_seed_directory_is_complete(shipped: dict[str, AgentSpec]) -> None:
-    assert set(shipped) == SEED_AGENTS
+def test_the_shipped_agent_directory_is_complete(shipped: dict[str, AgentSpec]) -> None:
+    assert set(shipped) == SHIPPED_AGENTS
     for name in shipped:
         assert (AGENTS / f"{name}.md").is_file()
 

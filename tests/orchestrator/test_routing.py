@@ -1,4 +1,4 @@
-"""Routing: the seed's matrices, tie-breaks by track record/load/id, capacity, burnout, events."""
+"""Routing: the routing matrices, tie-breaks by track record/load/id, capacity, burnout, events."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_task_type_matrix_picks_primary_support_and_strategy() -> None:
     assert decisions["S"].primary == "documentation" and decisions["S"].secondary == ()  # a single specialist
     c = decisions["C"]
     assert c.primary == "publishing" and c.strategy == "all-hands"
-    assert "truth-validator" in c.secondary  # critical tasks get QA (seed: support team assembly)
+    assert "truth-validator" in c.secondary  # critical tasks get QA (support team assembly)
     assert any("type primary (architecture)" in r for r in a.reasons)
 
 

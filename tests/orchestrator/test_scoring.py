@@ -1,8 +1,9 @@
-"""Scoring: the seed formula with explained terms, Taskwarrior urgency, WSJF, dependency awareness."""
+"""Scoring: the priority formula with explained terms, Taskwarrior urgency, WSJF, dependency awareness."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -18,7 +19,7 @@ def _terms(score: object) -> dict[str, tuple[float, str]]:
     return {t.name: (t.value, t.source) for t in score.terms}  # type: ignore[attr-defined]
 
 
-def test_seed_formula_with_sources() -> None:
+def test_priority_formula_with_sources() -> None:
     task = Task(id="A", title="a", impact=5, urgency=4, resources=1)
     score = score_tasks([task], ScoringConfig(), now=START)["A"]
     terms = _terms(score)
@@ -37,7 +38,31 @@ def test_ranges_are_validated() -> None:
     with pytest.raises(ValidationError):
         Task(id="A", title="a", risk=0)
     with pytest.raises(ValidationError):
+        ScoringConfig.model_validate({"priority": {"defaults": {"impact": 9}}})
+
+
+def test_old_seed_names_still_load() -> None:
+    old = ScoringConfig.model_validate({"scorer": "seed", "seed": {"defaults": {"impact": 5},
+                                                                   "dependencies_by_blocking": [1, 1, 2]}})
+    assert old.scorer == ScorerName.PRIORITY
+    assert old.priority.defaults.impact == 5 and old.priority.dependencies_by_blocking == (1, 1, 2)
+    assert ScoringConfig.model_validate({"scorer": "seed"}) == ScoringConfig()
+    task = Task(id="A", title="a")
+    assert score_tasks([task], old, now=START)["A"].scorer == "priority"
+    with pytest.raises(ValidationError, match="under 'priority'"):
+        ScoringConfig.model_validate({"seed": {}, "priority": {}})
+    with pytest.raises(ValidationError):
         ScoringConfig.model_validate({"seed": {"defaults": {"impact": 9}}})
+
+
+def test_an_old_scoring_file_loads(tmp_path: Path) -> None:
+    from bno_orchestrator.config import load_scoring
+
+    path = tmp_path / "scoring.yaml"
+    path.write_text("version: 1\nscorer: seed\nseed:\n  defaults: {impact: 4, urgency: 3, resources: 2, risk: 2}\n",
+                    encoding="utf-8")
+    config = load_scoring(path)
+    assert config.scorer == ScorerName.PRIORITY and config.priority.defaults.impact == 4
 
 
 def test_blocking_raises_and_blocked_sinks() -> None:
@@ -93,19 +118,19 @@ def test_scorer_is_chosen_in_config_or_per_call() -> None:
     task = Task(id="A", title="a")
     assert score_tasks([task], ScoringConfig(scorer="wsjf"), now=START)["A"].scorer == "wsjf"
     assert score_tasks([task], ScoringConfig(), now=START, scorer="taskwarrior")["A"].scorer == "taskwarrior"
-    with pytest.raises(ValueError, match="unknown scorer 'magic'; known: seed, taskwarrior, wsjf"):
+    with pytest.raises(ValueError, match="unknown scorer 'magic'; known: priority, taskwarrior, wsjf"):
         score_tasks([task], ScoringConfig(), now=START, scorer="magic")
 
 
 def test_one_registry_names_the_scorers_for_the_rule_file_and_the_command_line() -> None:
     from bno_orchestrator.cli import build_parser
 
-    assert set(SCORERS) == set(ScorerName) and SCORER_NAMES == ("seed", "taskwarrior", "wsjf")
+    assert set(SCORERS) == set(ScorerName) and SCORER_NAMES == ("priority", "taskwarrior", "wsjf")
     task = Task(id="A", title="a")
     for name in SCORER_NAMES:
         config = ScoringConfig.model_validate({"scorer": name})
         assert config.scorer == name and score_tasks([task], config, now=START)["A"].scorer == name
-    with pytest.raises(ValidationError, match="'seed', 'taskwarrior' or 'wsjf'"):
+    with pytest.raises(ValidationError, match="'priority', 'taskwarrior' or 'wsjf'"):
         ScoringConfig.model_validate({"scorer": "magic"})
     parser = build_parser()
     for argv in (["route"], ["task", "list"], ["task", "explain", "T-1"]):

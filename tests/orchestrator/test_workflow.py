@@ -20,7 +20,7 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "state.db", clock=FakeClock())
 
 
-def test_shipped_workflow_has_the_seed_states() -> None:
+def test_shipped_workflow_has_the_development_states() -> None:
     workflow = shipped_workflow()
     assert workflow.states[:8] == ["backlog", "assigned", "in_development", "review", "integration", "qa",
                                    "testing", "done"]

@@ -158,7 +158,7 @@ def test_docs_gate_readme_command_checks(tmp_path: Path) -> None:
 
 def test_test_gate_counts_coverage_and_staged_diff_coverage(repo: Path) -> None:
     """The test gate through the runner on a toy project: JUnit counts per component, line coverage, and a
-    staged change without tests failing diff coverage (the seed's "new features must include tests")."""
+    staged change without tests failing diff coverage ("new features must include tests")."""
     from bno_quality_gates.runner import Runner, RunOptions
     from bno_quality_gates.spec import load_gates
     from tests.quality_gates.conftest import write_gates

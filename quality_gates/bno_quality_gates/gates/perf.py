@@ -8,7 +8,7 @@ For each benchmark of ``params.benches`` (an argv printing JSON, and the metrics
   the verdict is on the median of those ratios: a regression is a median above ``1 + threshold``;
 * a regression is confirmed by ``confirm_pairs`` more pairs before the gate fails (noise gets a second look);
 * the run-to-run variance (coefficient of variation of each side's values) is recorded against ``max_cv``
-  (the seed asks for < 5%); ``enforce_variance: true`` makes a noisy measurement fail the gate.
+  (the target is < 5%); ``enforce_variance: true`` makes a noisy measurement fail the gate.
 Figures from different machines are never compared: both sides run here, now (and the runner keys the cache
 of this gate by a machine fingerprint).
 

@@ -7,7 +7,7 @@
 * Line coverage per component from coverage.xml.
 * Diff coverage: the added/changed lines of the change (``git diff -U0``: the staged diff in a pre-commit
   run, else against ``--base``, else against HEAD) that coverage measures must be covered at least
-  ``diff_coverage_min``: the seed's "new features must include tests".
+  ``diff_coverage_min``: "new features must include tests".
 
 ``python -m bno_quality_gates.gates.test [--base REF] [--diff-coverage-min 0.8] [--paths tests] [-- PYTEST ARGS]``
 """
