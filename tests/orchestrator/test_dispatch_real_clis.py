@@ -7,7 +7,6 @@ with the reason, when absent). Everything listens on 127.0.0.1; every run is bou
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import git
 import pytest
 
 from bno_orchestrator.cli import main
-from bno_orchestrator.dispatch.clis import BIN_DIR_ENV, local_bin_dirs
+from bno_orchestrator.dispatch.clis import BIN_DIR_ENV, find_binary, local_bin_dirs
 from bno_orchestrator.events import EventKind
 from bno_orchestrator.scripted_model import Reply, Scenario, ScriptedModelServer, WriteFile
 from bno_orchestrator.store import Store
@@ -31,19 +30,10 @@ ALL_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "C
            "OPENAI_API_KEY", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL")
 
 
-def _binary(kind: str) -> Path | None:
-    dirs = [Path(d) for d in os.environ.get(BIN_DIR_ENV, "").split(os.pathsep) if d] + local_bin_dirs(ROOT)
-    for directory in dirs:
-        path = directory / kind
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
-    return None
-
-
 @pytest.fixture(params=["claude", "codex", "gemini"])
 def cli(request: pytest.FixtureRequest) -> tuple[str, Path]:
     kind = str(request.param)
-    path = _binary(kind)
+    path = find_binary(kind, ROOT)
     if path is None:
         pytest.skip(f"the {kind} CLI is not installed in ${BIN_DIR_ENV} or {local_bin_dirs(ROOT)[0]} "
                     "(scripts/setup.sh installs it)")

@@ -1,8 +1,8 @@
 """The scripted model's Anthropic Messages dialect: on the wire, and driving the real Claude Code CLI.
 
 The wire tests speak plain HTTP shaped exactly like the Messages API (and the official ``anthropic``
-client where it is installed); the end-to-end tests run the real ``claude`` binary (``$BNO_CLAUDE_BIN``,
-else /tmp/agentcli/node_modules/.bin/claude) against the server in a temporary git repository, with its
+client where it is installed); the end-to-end tests run the real ``claude`` binary (found by
+``bno_orchestrator.dispatch.clis.find_binary``: ``$BNO_AGENT_BIN_DIR``, ``.agent-clis/``, PATH) against the server in a temporary git repository, with its
 configuration isolated in a temporary HOME, and are skipped when the binary is absent.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bno_orchestrator.dispatch.clis import find_binary
 from bno_orchestrator.scripted_model import HttpFailure, Reply, Scenario, ScriptedModelServer, WriteFile
 from bno_orchestrator.scripted_model.anthropic import (
     AnthropicMessages,
@@ -259,23 +260,12 @@ def test_official_anthropic_client(tmp_path: Path) -> None:
 # --- the real Claude Code CLI ---------------------------------------------------------------------------
 
 
-DEFAULT_CLAUDE = "/tmp/agentcli/node_modules/.bin/claude"
-
-
-def _claude_bin() -> Path | None:
-    """``$BNO_CLAUDE_BIN``, else the default install, if it is an executable file."""
-    for candidate in (os.environ.get("BNO_CLAUDE_BIN"), DEFAULT_CLAUDE):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
-
-
 @pytest.fixture
 def claude() -> Path:
-    path = _claude_bin()
+    path = find_binary("claude", Path(__file__).resolve().parents[2])
     if path is None:
-        pytest.skip(f"the Claude Code CLI is not installed (neither $BNO_CLAUDE_BIN nor {DEFAULT_CLAUDE} "
-                    "is an executable; install @anthropic-ai/claude-code there)")
+        pytest.skip("the Claude Code CLI is not installed ($BNO_AGENT_BIN_DIR, .agent-clis/ or PATH; "
+                    "make agent-clis installs it)")
     return path
 
 

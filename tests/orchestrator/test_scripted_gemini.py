@@ -2,7 +2,7 @@
 
 The wire tests speak plain HTTP shaped exactly like the Gemini API (``generateContent``,
 ``streamGenerateContent?alt=sse``, ``countTokens``, Google's error JSON); the end-to-end tests run the real
-``gemini`` binary (``$BNO_GEMINI_BIN``, else /tmp/agentcli/node_modules/.bin/gemini) against the server in
+``gemini`` binary (found by ``bno_orchestrator.dispatch.clis.find_binary``) against the server in
 a temporary git repository, with its configuration isolated in a temporary HOME (settings: API-key auth,
 no telemetry or update checks; the worktree, and only it, listed in ``trustedFolders.json``), and are
 skipped when the binary is absent.
@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from bno_orchestrator.dispatch.cli_agents import json_objects
+from bno_orchestrator.dispatch.clis import find_binary
 from bno_orchestrator.scripted_model import HttpFailure, Reply, Scenario, ScriptedModelServer, WriteFile
 from bno_orchestrator.scripted_model.gemini import (
     GeminiGenerateContent,
@@ -263,23 +265,12 @@ def test_path_parsing_and_main_turn_detection() -> None:
 # --- the real Gemini CLI --------------------------------------------------------------------------------
 
 
-DEFAULT_GEMINI = "/tmp/agentcli/node_modules/.bin/gemini"
-
-
-def _gemini_bin() -> Path | None:
-    """``$BNO_GEMINI_BIN``, else the default install, if it is an executable file."""
-    for candidate in (os.environ.get("BNO_GEMINI_BIN"), DEFAULT_GEMINI):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
-
-
 @pytest.fixture
 def gemini() -> Path:
-    path = _gemini_bin()
+    path = find_binary("gemini", Path(__file__).resolve().parents[2])
     if path is None:
-        pytest.skip(f"the Gemini CLI is not installed (neither $BNO_GEMINI_BIN nor {DEFAULT_GEMINI} is an "
-                    "executable; install @google/gemini-cli there)")
+        pytest.skip("the Gemini CLI is not installed ($BNO_AGENT_BIN_DIR, .agent-clis/ or PATH; "
+                    "make agent-clis installs it)")
     return path
 
 
@@ -292,26 +283,9 @@ def worktree(tmp_path: Path) -> Iterator[Path]:
 
 
 def _json_document(text: str) -> dict[str, Any] | None:
-    """The last JSON object in ``text`` that starts a line (possibly after ``[ERROR] ``), else None.
-
-    Gemini CLI prints its ``--output-format json`` result pretty-printed on stdout; an error result goes
-    to stderr instead, after warnings and a stack trace, and sometimes prefixed with ``[ERROR] ``.
-    """
-    decoder = json.JSONDecoder()
-    found: dict[str, Any] | None = None
-    offset = 0
-    for line in text.splitlines(keepends=True):
-        stripped = line.removeprefix("[ERROR] ")
-        if stripped.startswith("{"):
-            start = offset + len(line) - len(stripped)
-            try:
-                value, _ = decoder.raw_decode(text, start)
-            except json.JSONDecodeError:
-                value = None
-            if isinstance(value, dict):
-                found = value
-        offset += len(line)
-    return found
+    """The last JSON object starting a line of ``text`` (the executor's own parser), else None."""
+    found = json_objects(text)
+    return found[-1] if found else None
 
 
 def _run_gemini(gemini: Path, url: str, worktree: Path, *args: str, key: str | None = KEY,

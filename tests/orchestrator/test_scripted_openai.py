@@ -2,7 +2,7 @@
 
 The dialect tests use the official ``openai`` client when it is installed, and urllib requests shaped
 like the API otherwise (both run when they can). The Codex tests run the real ``codex exec --json``
-(``$BNO_CODEX_BIN`` or ``/tmp/agentcli/node_modules/.bin/codex``) in a temporary git repository with an
+(found by ``bno_orchestrator.dispatch.clis.find_binary``) in a temporary git repository with an
 isolated ``HOME``/``CODEX_HOME``, pointed at the server by a custom model provider; they are skipped,
 with the reason, when the binary is absent. Everything listens on 127.0.0.1 and every wait is bounded.
 """
@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from bno_orchestrator.dispatch.clis import find_binary
 from bno_orchestrator.scripted_model import HttpFailure, Reply, Scenario, ScriptedModelServer, WriteFile
 from bno_orchestrator.scripted_model.openai import (
     OpenAIChatCompletions,
@@ -292,16 +293,9 @@ def test_official_client_chat_completions(openai_module: Any) -> None:
 # ------------------------------------------------------------------------------------ the real Codex
 
 
-def _codex_bin() -> str | None:
-    for candidate in (os.environ.get("BNO_CODEX_BIN"), "/tmp/agentcli/node_modules/.bin/codex"):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CODEX = _codex_bin()
-needs_codex = pytest.mark.skipif(CODEX is None, reason="the Codex CLI is not installed (set BNO_CODEX_BIN or "
-                                                       "install @openai/codex into /tmp/agentcli)")
+CODEX = find_binary("codex", Path(__file__).resolve().parents[2])
+needs_codex = pytest.mark.skipif(CODEX is None, reason="the Codex CLI is not installed ($BNO_AGENT_BIN_DIR, "
+                                                       ".agent-clis/ or PATH; make agent-clis installs it)")
 
 
 class CodexRig:

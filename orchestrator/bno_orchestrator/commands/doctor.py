@@ -28,15 +28,13 @@ def store_writable_check(repo: Path) -> Check:
 
 def agent_cli_checks(repo: Path) -> list[Check]:
     """Each agent CLI: installed or not, and its version against the one the tests ran (optional rows)."""
-    import shutil
     import subprocess
 
-    from bno_orchestrator.dispatch.clis import CLIS, local_bin_dirs, search_path
+    from bno_orchestrator.dispatch.clis import CLIS, find_binary
 
-    path = search_path(local_bin_dirs(repo))
     checks = []
     for cli in CLIS.values():
-        binary = shutil.which(cli.binary, path=path)
+        binary = find_binary(cli.kind, repo)
         if binary is None:
             checks.append(Check(f"agent: {cli.kind}", WARN, "not installed", cli.install_hint, required=False))
             continue

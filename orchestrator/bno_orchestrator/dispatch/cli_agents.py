@@ -188,7 +188,7 @@ def network_watch(kind: str, retries: int) -> re.Pattern[str] | None:
 # ------------------------------------------------------------------------------------------ parsing
 
 
-def _json_objects(text: str) -> list[dict[str, Any]]:
+def json_objects(text: str) -> list[dict[str, Any]]:
     """The JSON objects starting lines of ``text`` (optionally after ``[ERROR] ``), in order."""
     decoder = json.JSONDecoder()
     found: list[dict[str, Any]] = []
@@ -230,7 +230,7 @@ def _int(value: Any) -> int | None:
 
 def parse_claude(exit_code: int | None, stdout: str, stderr: str) -> CliResult:
     """Claude Code's ``--output-format json`` result object."""
-    objects = [o for o in _json_objects(stdout) if o.get("type") == "result"]
+    objects = [o for o in json_objects(stdout) if o.get("type") == "result"]
     if not objects:
         if exit_code == 0:
             return CliResult()
@@ -266,7 +266,7 @@ def parse_codex(exit_code: int | None, stdout: str, stderr: str) -> CliResult:
     result = CliResult(input_tokens=0, output_tokens=0, turns=0)
     errors: list[str] = []
     failed: str | None = None
-    for event in _json_objects(stdout):
+    for event in json_objects(stdout):
         kind = event.get("type")
         if kind == "thread.started":
             result.session_id = event.get("thread_id")
@@ -299,7 +299,7 @@ GEMINI_CODES = {41: "not_logged_in", 53: "turn_limit", 55: "permission_denied"}
 
 def parse_gemini(exit_code: int | None, stdout: str, stderr: str) -> CliResult:
     """Gemini CLI ``--output-format json``: the result on stdout, an error JSON on stderr."""
-    documents = _json_objects(stdout)
+    documents = json_objects(stdout)
     data = documents[-1] if documents else {}
     result = CliResult(session_id=data.get("session_id") or None,
                        message=data.get("response") if isinstance(data.get("response"), str) else None)
@@ -313,7 +313,7 @@ def parse_gemini(exit_code: int | None, stdout: str, stderr: str) -> CliResult:
             result.turns += _int(api.get("totalRequests")) or 0
     if exit_code == 0:
         return result
-    errors = _json_objects(stderr)
+    errors = json_objects(stderr)
     error = errors[-1] if errors else {}
     result.session_id = result.session_id or error.get("session_id")
     detail: dict[str, Any] = error["error"] if isinstance(error.get("error"), dict) else {}

@@ -63,6 +63,15 @@ def search_path(extra: list[Path] | None = None) -> str:
     return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
 
 
+def find_binary(kind: str, root: Path) -> Path | None:
+    """The executable of the CLI ``kind``: in ``$BNO_AGENT_BIN_DIR``, the project-local install under
+    ``root`` (:func:`local_bin_dirs`), then PATH; None when it is nowhere."""
+    import shutil
+
+    found = shutil.which(CLIS[kind].binary, path=search_path(local_bin_dirs(root)))
+    return Path(found) if found else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the package specs of one registry, one per line."""
     args = sys.argv[1:] if argv is None else argv
