@@ -13,6 +13,7 @@ request through ``$SKIP`` (the run then exits 0 but is recorded as not green, wi
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -469,10 +470,15 @@ class Runner:
         env.pop("SKIP", None)
         return env
 
+    @functools.cached_property
+    def _main_checkout(self) -> Path:
+        """The main working tree of the repository (one git call per run, not per gate command)."""
+        return main_checkout(self.repo)
+
     def _argv(self, argv: list[str], workdir: Path, out_dir: Path) -> list[str]:
         values = {
             "{python}": sys.executable,
-            "{main}": str(main_checkout(self.repo)),
+            "{main}": str(self._main_checkout),
             "{repo}": str(self.repo),
             "{workdir}": str(workdir),
             "{out}": str(out_dir),

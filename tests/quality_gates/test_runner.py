@@ -460,3 +460,20 @@ def test_base_dependent_gates_are_keyed_by_the_base(repo: Path) -> None:
     (repo / "docs" / "guide.md").write_text("# not an input\n")
     git(repo, "commit", "-q", "-am", "docs")  # HEAD moves: the same inputs, another change under test
     assert by_gate(run(repo, mode="all", base="HEAD")) == {"plain": "cached", "diffcov": "passed"}
+
+
+def test_main_checkout_of_a_linked_worktree_is_the_main_tree(tmp_path: Path) -> None:
+    """`{main}` in a gate command names the main checkout, also when the gates test a task's worktree."""
+    import subprocess
+
+    from bno_quality_gates.runner import main_checkout
+
+    main = tmp_path / "main"
+    main.mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "x"],
+                 ["worktree", "add", "-q", str(tmp_path / "wt"), "-b", "task"]):
+        subprocess.run(["git", *args], cwd=main, check=True, env={**os.environ, **env})
+    assert main_checkout(tmp_path / "wt").resolve() == main.resolve()
+    assert main_checkout(main).resolve() == main.resolve()
+    assert main_checkout(tmp_path) == tmp_path  # not a repository: itself
