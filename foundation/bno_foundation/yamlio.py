@@ -63,6 +63,27 @@ def _collect_positions(node: yaml.Node, prefix: KeyPath, out: dict[KeyPath, tupl
             _collect_positions(item, (*prefix, index), out)
 
 
+def _duplicate_key(node: yaml.Node, prefix: KeyPath) -> tuple[KeyPath, yaml.Node] | None:
+    """The first key given twice in one mapping (YAML forbids it; PyYAML would keep the last silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    return (*prefix, key_node.value), key_node
+                seen.add(key_node.value)
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark)
+            found = _duplicate_key(value_node, (*prefix, key))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = _duplicate_key(item, (*prefix, index))
+            if found:
+                return found
+    return None
+
+
 def parse_yaml(text: str, path: str | Path, *, line_offset: int = 0) -> Located:
     """Parse ``text`` (from ``path``) with the safe loader, keeping positions.
 
@@ -84,6 +105,12 @@ def parse_yaml(text: str, path: str | Path, *, line_offset: int = 0) -> Located:
         loader.dispose()
     positions: dict[KeyPath, tuple[int, int]] = {}
     if node is not None:
+        duplicate = _duplicate_key(node, ())
+        if duplicate is not None:
+            key_path, key_node = duplicate
+            raise ConfigError(f"duplicate key {key_path[-1]!r}: it is given twice in the same mapping",
+                              path=path, line=key_node.start_mark.line + 1 + line_offset,
+                              column=key_node.start_mark.column + 1, field=".".join(str(k) for k in key_path))
         _collect_positions(node, (), positions)
     return Located(data=data, path=str(path), positions=positions, line_offset=line_offset)
 
