@@ -7,6 +7,10 @@ state escalation.yaml names must exist in ``development.yaml``.
 
 The repository's own ``workflows/`` and ``agents/`` win; a workflow file the repository lacks falls back
 to the shipped default (``orchestrator init`` copies them all).
+
+``dispatch.yaml`` names the repository's default executor: an agent whose ``executor.kind`` is ``default``
+gets it at load time (:func:`resolve_executor`), so every agent of a loaded :class:`Config` has a concrete
+executor kind, while its file keeps ``default``.
 """
 
 from __future__ import annotations
@@ -19,13 +23,21 @@ from typing import TYPE_CHECKING
 from bno_foundation.yamlio import Located, load_yaml, validate
 from bno_orchestrator.errors import ConfigError
 from bno_orchestrator.paths import config_root, data_root
-from bno_orchestrator.rules import EscalationRules, RoutingRules, ScoringConfig, WorkflowSpec
+from bno_orchestrator.rules import (
+    DispatchSettings,
+    EscalationRules,
+    RoutingRules,
+    ScoringConfig,
+    WorkflowSpec,
+)
 from bno_orchestrator.workflow import Workflow, validate_workflow
 
 if TYPE_CHECKING:
     from bno_orchestrator.agents import AgentSpec
 
-WORKFLOW_FILES = ("development.yaml", "routing.yaml", "escalation.yaml", "scoring.yaml")
+WORKFLOW_FILES = ("development.yaml", "routing.yaml", "escalation.yaml", "scoring.yaml", "dispatch.yaml")
+# Top-level agent fields that, when an agent sets them, win over the same-named default executor option.
+AGENT_LIMITS = ("max_turns", "budget", "model")
 
 
 def workflow_file(root: Path, name: str) -> Path:
@@ -121,6 +133,28 @@ def load_scoring(path: Path) -> ScoringConfig:
     return validate(ScoringConfig, load_yaml(path))
 
 
+def load_dispatch(path: Path) -> DispatchSettings:
+    """``dispatch.yaml``: the default executor and the merge settings."""
+    return validate(DispatchSettings, load_yaml(path))
+
+
+def resolve_executor(agent: AgentSpec, settings: DispatchSettings) -> AgentSpec:
+    """``agent`` with its executor made concrete: an agent whose ``executor.kind`` is ``default`` gets
+    ``settings.default_executor``'s kind and options, the agent's own options laid over them (and its own
+    ``max_turns``, ``budget`` and ``model``, when set, win over those options of the default). Any other
+    agent is returned as it is."""
+    from bno_orchestrator.agents import ExecutorSpec
+    from bno_orchestrator.agents.spec import DEFAULT_KIND
+
+    if agent.executor.kind != DEFAULT_KIND:
+        return agent
+    default = settings.default_executor
+    options = {key: value for key, value in default.options.items()
+               if not (key in AGENT_LIMITS and getattr(agent, key) is not None)}
+    options.update(agent.executor.options)
+    return agent.model_copy(update={"executor": ExecutorSpec(kind=default.kind, options=options)})
+
+
 def load_component_ids(root: Path) -> set[str] | None:
     """Component ids of ``workflows/components.yaml`` (None when there is no such file)."""
     path = workflow_file(root, "components.yaml")
@@ -153,6 +187,9 @@ class Config:
     agents: Mapping[str, AgentSpec]
     components: set[str] = field(default_factory=set)
     files: dict[str, Path] = field(default_factory=dict)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    """``dispatch.yaml``: the default executor (already put in place of every agent's ``default``) and how a
+    task branch whose gates passed is merged."""
 
     @property
     def task_types(self) -> set[str]:
@@ -161,17 +198,22 @@ class Config:
 
 
 def load_config(repo: Path, *, agents: Mapping[str, AgentSpec] | None = None) -> Config:
-    """Load and cross-check the configuration a repository uses (its own, else the shipped one)."""
+    """Load and cross-check the configuration a repository uses (its own, else the shipped one).
+
+    Every agent's executor is concrete afterwards: ``default`` is replaced by ``dispatch.yaml``'s
+    ``default_executor`` (:func:`resolve_executor`), also for ``agents`` passed in."""
     root = config_root(Path(repo))
     files = {name: workflow_file(root, name) for name in WORKFLOW_FILES}
-    specs = dict(agents) if agents is not None else load_agent_specs(root)
+    dispatch = load_dispatch(files["dispatch.yaml"])
+    loaded = dict(agents) if agents is not None else load_agent_specs(root)
+    specs = {name: resolve_executor(spec, dispatch) for name, spec in loaded.items()}
     component_ids = load_component_ids(root)
     workflow = load_workflow(files["development.yaml"])
     routing = load_routing(files["routing.yaml"], agents=specs, components=component_ids)
     escalation = load_escalation(files["escalation.yaml"], agents=specs, states=workflow.states)
     scoring = load_scoring(files["scoring.yaml"])
     components = set(routing.components) | (component_ids or set())
-    return Config(root, workflow, routing, escalation, scoring, specs, components, files)
+    return Config(root, workflow, routing, escalation, scoring, specs, components, files, dispatch)
 
 
 def validate_all(repo: Path) -> list[ConfigError]:

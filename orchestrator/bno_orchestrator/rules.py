@@ -1,5 +1,5 @@
-"""Schemas of the rule files: ``workflows/development.yaml``, ``routing.yaml``, ``escalation.yaml`` and
-``scoring.yaml``.
+"""Schemas of the rule files: ``workflows/development.yaml``, ``routing.yaml``, ``escalation.yaml``,
+``scoring.yaml`` and ``dispatch.yaml``.
 
 Each file is validated by one of these pydantic models through :func:`bno_foundation.yamlio.validate`
 (see :mod:`bno_orchestrator.config`), so a bad value is reported with its file, line, column and field.
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bno_orchestrator.agents.spec import ConcreteExecutorKind, ExecutorSpec
 from bno_orchestrator.scorers import ScorerName
 
 if TYPE_CHECKING:
@@ -35,6 +36,15 @@ class StateSpec(_Strict):
     description: str = ""
     load: bool = Field(default=False, description="a task in this state counts against its agent's capacity")
     next: dict[str, list[str]] = Field(default_factory=dict)
+    gates: list[str] = Field(
+        default_factory=list,
+        description="pipeline states: the gates that must pass for a task to move on (gate names of "
+                    "gates.yaml, or 'affected' for the gates the task's change touches, 'all' for every gate)")
+    approve: Literal["gates", "human"] = Field(
+        default="gates", description="pipeline states: who moves the task on once its gates passed")
+    integrate: bool = Field(
+        default=False, description="pipeline states: merge the target branch into the task branch on entry "
+                                   "(a conflict sends the task back to development, naming the files)")
 
 
 class WorkflowSpec(_Strict):
@@ -45,6 +55,11 @@ class WorkflowSpec(_Strict):
     terminal: list[str] = Field(default_factory=lambda: ["done"])
     roles: dict[str, str] = Field(default_factory=dict, description="role -> what it is")
     states: dict[str, StateSpec]
+    pipeline: list[str] = Field(
+        default_factory=list,
+        description="the forward path after development (e.g. review, integration, qa, testing, done): "
+                    "`orchestrator advance` runs each state's gates and moves the task on; the last state "
+                    "lands the task branch in its target")
 
 
 # ----------------------------------------------------------------------------------------------- routing
@@ -311,3 +326,37 @@ class ScoringConfig(_Strict):
                 raise ValueError("give the priority formula's settings once, under 'priority' (not also 'seed')")
             data["priority"] = data.pop("seed")
         return data
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
+
+MergeStrategy = Literal["ff", "merge", "pr"]
+
+
+class DefaultExecutorSpec(ExecutorSpec):
+    """The executor of every agent whose ``executor.kind`` is ``default``: a concrete kind (never
+    ``default`` itself) and the options the agents' own options are laid over."""
+
+    kind: ConcreteExecutorKind = "claude"
+
+
+class MergeSettings(_Strict):
+    """How a task branch whose gates passed lands in the target branch."""
+
+    strategy: MergeStrategy = Field(
+        default="merge", description="ff: fast-forward only; merge: a merge commit; pr: a pull request with `gh`"
+    )
+    target: str | None = Field(
+        default=None, min_length=1,
+        description="the branch task branches land in; null = the branch checked out in the main worktree",
+    )
+    remove_worktree: bool = Field(default=True, description="remove the task's worktree once merged")
+    delete_branch: bool = Field(default=True, description="delete the task branch once merged (not for pr)")
+
+
+class DispatchSettings(_Strict):
+    """``workflows/dispatch.yaml``: the repository's default executor and how finished work is merged."""
+
+    version: int = 1
+    default_executor: DefaultExecutorSpec = Field(default_factory=lambda: DefaultExecutorSpec())
+    merge: MergeSettings = Field(default_factory=lambda: MergeSettings())

@@ -30,7 +30,7 @@ def test_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "inference-engine" in out and "19 agents" in out
     code, out, _ = run(capsys, "agents", "show", "code", "--json")
     data = json.loads(out)
-    assert code == 0 and data["executor"]["kind"] == "claude" and data["body"].startswith("You are")
+    assert code == 0 and data["executor"]["kind"] == "default" and data["body"].startswith("You are")
     code, out, _ = run(capsys, "agents", "show", "security", "--render")
     assert code == 0 and "Sample task used to validate" in out and "{{" not in out
     code, _, err = run(capsys, "agents", "show", "nobody")

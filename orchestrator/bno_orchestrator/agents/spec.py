@@ -15,7 +15,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-ExecutorKind = Literal["claude", "codex", "aider", "gemini", "shell", "manual"]
+# The executors that run something (or, ``manual``, hand the prompt to a person).
+ConcreteExecutorKind = Literal["claude", "codex", "aider", "gemini", "shell", "manual"]
+# What an agent file may name: a concrete kind, or ``default``: the repository's ``default_executor``
+# (``workflows/dispatch.yaml``), put in its place when the configuration is loaded
+# (:func:`bno_orchestrator.config.resolve_executor`).
+ExecutorKind = Literal["claude", "codex", "aider", "gemini", "shell", "manual", "default"]
+DEFAULT_KIND = "default"
 
 # Front-matter keys in the order they are written back (``extensions`` last).
 FIELD_ORDER: tuple[str, ...] = (
@@ -54,7 +60,11 @@ class ToolPolicy(BaseModel):
 
 
 class ExecutorSpec(BaseModel):
-    """Which executor runs the agent (``manual`` hands the rendered prompt to a person) and its options."""
+    """Which executor runs the agent and its options.
+
+    ``manual`` hands the rendered prompt to a person; ``default`` is the repository's default executor
+    (``workflows/dispatch.yaml``), with the agent's ``options`` laid over the default's.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
