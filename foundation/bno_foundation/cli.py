@@ -1,10 +1,12 @@
 """The one top-level error handler shared by the ``orchestrator`` and ``bitnet`` command lines.
 
-It lives in ``kernels`` (the lowest layer) so that ``bitnet`` need not import ``orchestrator``;
-it imports nothing heavy.
+It lives in the foundation (the lowest layer) so that ``bitnet`` need not import ``orchestrator``; it
+imports nothing heavy.
 
 A user error prints one clear line and exits 2; an internal error writes its traceback to a log file,
-prints where the log is and exits 3; Ctrl-C exits 130. ``--verbose`` prints tracebacks.
+prints where the log is and exits 3; Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129: both signals raise
+:class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so every ``finally`` and every handler that
+stops a child process group runs exactly as for Ctrl-C. ``--verbose`` prints tracebacks.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import argparse
 import datetime as _dt
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +31,19 @@ EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int | None]
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 class CliArgumentParser(argparse.ArgumentParser):
@@ -72,9 +89,15 @@ def run_cli(
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, _raise_terminated) for signum in STOP_SIGNALS}
     try:
         result = handler(args)
         return EXIT_OK if result is None else int(result)
+    except Terminated as exc:
+        sys.stderr.write(f"{program}: stopped by {signal.Signals(exc.signum).name}\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write(f"{program}: interrupted\n")
         return EXIT_INTERRUPTED
@@ -94,6 +117,9 @@ def run_cli(
             f"{program}: the traceback is in {path} (rerun with --verbose to print it)\n"
         )
         return EXIT_INTERNAL_ERROR
+    finally:
+        for signum, handler_before in previous.items():
+            signal.signal(signum, handler_before)
 
 
 def print_json(data: Any) -> None:

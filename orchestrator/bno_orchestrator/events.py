@@ -31,7 +31,9 @@ class EventKind(StrEnum):
     DISPATCH_STARTED = "dispatch.started"  # an executor attempt begins in the task's worktree
     DISPATCH_HANDOFF = "dispatch.handoff"  # a manual executor: the prompt goes to a person
     DISPATCH_FINISHED = "dispatch.finished"  # the executor exited, timed out or was interrupted
-    GATES_VERIFIED = "gates.verified"  # the gates' verdict on a task's work
+    GATES_VERIFIED = "gates.verified"  # the gates' verdict on a task's work (after dispatch, or in a pipeline state)
+    MERGE_CONFLICT = "merge.conflict"  # integrating the target into the task branch conflicted (files named)
+    TASK_LANDED = "task.landed"  # the task branch landed in its target (merged, or a pull request opened)
 
 
 # The kinds that change a task's projection; every other kind is only logged.
@@ -213,11 +215,12 @@ class DispatchInterrupted:
     agent: str
     executor: str
     log_file: str
+    cause: str = "SIGINT"  # SIGINT, SIGTERM, SIGHUP, or the exception's name
 
     def payload(self) -> dict[str, Any]:
-        """``{"attempt", "agent", "kind", "interrupted": true, "log_file", "claim_trusted": false}``."""
+        """``{"attempt", "agent", "kind", "interrupted": true, "cause", "log_file", "claim_trusted": false}``."""
         return {"attempt": self.attempt, "agent": self.agent, "kind": self.executor, "interrupted": True,
-                "log_file": self.log_file, "claim_trusted": False}
+                "cause": self.cause, "log_file": self.log_file, "claim_trusted": False}
 
 
 # ------------------------------------------------------------------------------------------------ gates
@@ -233,7 +236,48 @@ class GatesVerified:
     passed: bool
     agent: str
     task_type: str
+    stage: str = "in_development"  # the workflow state whose gates ran
 
     def payload(self) -> dict[str, Any]:
-        """``{"run_id", "passed", "agent", "task_type"}``."""
-        return {"run_id": self.run_id, "passed": self.passed, "agent": self.agent, "task_type": self.task_type}
+        """``{"run_id", "passed", "agent", "task_type", "stage"}``."""
+        return {"run_id": self.run_id, "passed": self.passed, "agent": self.agent, "task_type": self.task_type,
+                "stage": self.stage}
+
+
+# ---------------------------------------------------------------------------------------------- landing
+
+
+@dataclass(frozen=True, slots=True)
+class MergeConflict:
+    """``merge.conflict``: the target did not merge into the task branch; the merge was aborted."""
+
+    KIND: ClassVar[EventKind] = EventKind.MERGE_CONFLICT
+    stage: str
+    target: str
+    target_sha: str
+    files: Sequence[str]
+
+    def payload(self) -> dict[str, Any]:
+        """``{"stage", "target", "target_sha", "files"}``."""
+        return {"stage": self.stage, "target": self.target, "target_sha": self.target_sha, "files": list(self.files)}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLanded:
+    """``task.landed``: the task branch is in its target (``strategy`` ff or merge: ``commit`` is the target's
+    new head) or a pull request was opened (``pr_url``)."""
+
+    KIND: ClassVar[EventKind] = EventKind.TASK_LANDED
+    branch: str
+    strategy: str
+    target: str
+    commit: str | None
+    pr_url: str | None
+    worktree_removed: bool
+    branch_deleted: bool
+
+    def payload(self) -> dict[str, Any]:
+        """``{"branch", "strategy", "target", "commit", "pr_url", "worktree_removed", "branch_deleted"}``."""
+        return {"branch": self.branch, "strategy": self.strategy, "target": self.target, "commit": self.commit,
+                "pr_url": self.pr_url, "worktree_removed": self.worktree_removed,
+                "branch_deleted": self.branch_deleted}

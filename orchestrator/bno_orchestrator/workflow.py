@@ -9,6 +9,7 @@ so two writers can never both make a move from the same state, and a refused ope
 from __future__ import annotations
 
 import getpass
+import itertools
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -124,6 +125,31 @@ def validate_workflow(spec: WorkflowSpec) -> list[tuple[tuple[str | int, ...], s
                         (("states", name, "next", target, index),
                          f"unknown role {role!r}; roles are {', '.join(spec.roles)}")
                     )
+    problems += _pipeline_problems(spec)
+    return problems
+
+
+def _pipeline_problems(spec: WorkflowSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """The pipeline must be states in order, each move forward (and back to development) open to the gates."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    pipeline = spec.pipeline
+    for index, name in enumerate(pipeline):
+        if name not in spec.states:
+            problems.append((("pipeline", index), f"pipeline state {name!r} is not a state"))
+            return problems
+    for index, (here, there) in enumerate(itertools.pairwise(pipeline)):
+        roles = spec.states[here].next.get(there)
+        if roles is None or "gates" not in roles:
+            problems.append((("pipeline", index + 1),
+                             f"the pipeline moves {here} -> {there}, which states.{here}.next does not allow "
+                             "the role 'gates'"))
+        if index > 0 and "gates" not in spec.states[here].next.get(pipeline[0], []):
+            problems.append((("states", here, "next"),
+                             f"a failed gate sends a task in {here} back to {pipeline[0]}: allow the role "
+                             f"'gates' to move {here} -> {pipeline[0]}"))
+    if pipeline and pipeline[-1] not in spec.terminal:
+        problems.append((("pipeline", len(pipeline) - 1),
+                         f"the pipeline ends in {pipeline[-1]!r}, which is not a terminal state"))
     return problems
 
 
@@ -277,9 +303,11 @@ def unblock_task(store: Store, workflow: Workflow, task_id: str, *, actor: str |
 
 
 def record_verification(store: Store, task_id: str, *, run_id: str, passed: bool, agent: str,
-                        actor: str = "gates", reason: str = "") -> Event:
-    """Append a ``gates.verified`` event (the router's track record and escalation read these)."""
+                        actor: str = "gates", reason: str = "", stage: str = "in_development") -> Event:
+    """Append a ``gates.verified`` event (the router's track record and escalation read these); ``stage`` is
+    the workflow state whose gates ran."""
     with store.write() as tx:
         task = tx.task(task_id)
-        return tx.append(Event.of(GatesVerified(run_id, passed, agent, task.type), actor=actor, task_id=task_id,
+        return tx.append(Event.of(GatesVerified(run_id, passed, agent, task.type, stage), actor=actor,
+                                  task_id=task_id,
                                   reason=reason or f"gate run {run_id} {'passed' if passed else 'failed'}"))

@@ -40,7 +40,7 @@ def test_passing_dispatch_moves_to_review_and_commits_on_the_task_branch(repo: P
     agent = add_routed_task(repo)
     use_tool(repo, agent, "fix.py")
     before = main_state(repo)
-    result = dispatch(repo, DispatchOptions(task_id="T-1"))
+    result = dispatch(repo, DispatchOptions(task_id="T-1", advance=False))
     assert result.verification is not None and result.verification.passed
     assert result.verification.gates == {"check": "passed"}
     assert result.verification.changed_files == ["mod.txt"]
@@ -88,7 +88,7 @@ def test_failed_verification_stays_in_development_and_escalates_on_the_second(re
         assert "truth-validator" in store.task("T-1").support
     # a fixed third attempt passes: the gates, not the history, decide
     use_tool(repo, agent, "fix.py")
-    third = dispatch(repo, DispatchOptions(task_id="T-1"))
+    third = dispatch(repo, DispatchOptions(task_id="T-1", advance=False))
     assert third.verification is not None and third.verification.passed and third.status == "review"
 
 
@@ -154,7 +154,7 @@ def test_next_picks_the_best_scored_ready_task_and_dry_run_changes_nothing(repo:
     with Store.open(repo) as store:
         assert store.event_count() == count
     assert main_state(repo) == before
-    done = dispatch(repo, DispatchOptions(next=True))
+    done = dispatch(repo, DispatchOptions(next=True, advance=False))
     assert done.task_id == "T-9" and done.status == "review"
     # T-1 is still assigned and ready, T-9 is in review: --next takes T-1, then nothing is left
     assert dispatch(repo, DispatchOptions(next=True, verify=False)).task_id == "T-1"
@@ -173,7 +173,7 @@ def test_manual_handoff_then_verify_only(repo: Path) -> None:
     assert kinds[-2:] == ["dispatch.started", "dispatch.handoff"]
     # the person works in the worktree, then asks the gates
     (Path(result.worktree) / "mod.txt").write_text("fixed by hand\n")
-    verified = dispatch(repo, DispatchOptions(task_id="T-1", verify_only=True))
+    verified = dispatch(repo, DispatchOptions(task_id="T-1", verify_only=True, advance=False))
     assert verified.verification is not None and verified.verification.passed and verified.status == "review"
 
 
@@ -194,6 +194,10 @@ def test_cli_json_exit_codes_no_verify_and_cleanup(repo: Path, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert code == 0 and "attempt 3 (dry run: nothing recorded)" in out
     code = main(["--repo", str(repo), "dispatch", "--cleanup", "T-1", "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "uncommitted work (mod.txt)" in err and "--force" in err  # the agent's work is kept
+    assert (repo / ".orchestrator" / "worktrees" / "T-1" / "mod.txt").read_text() == "still broken\n"
+    code = main(["--repo", str(repo), "dispatch", "--cleanup", "T-1", "--force", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["removed"] is True
     assert not (repo / ".orchestrator" / "worktrees" / "T-1").exists()

@@ -74,8 +74,15 @@ def test_cleanup_removes_the_worktree_and_a_later_dispatch_gets_the_branch_back(
     again = wt.ensure_worktree(repo, "T-4")
     assert again.created and (again.path / "b.txt").read_text() == "kept on the branch\n"
     assert again.base == tree.base  # the fork point, not the branch tip
-    report = wt.cleanup(repo, "T-4", delete_branch=True)
-    assert report["branch_deleted"]
+    # deleting a branch whose commits no other branch holds needs --force; uncommitted work too
+    with pytest.raises(UserError, match=r"1 commit\(s\) no other branch holds"):
+        wt.cleanup(repo, "T-4", delete_branch=True)
+    (again.path / "c.txt").write_text("not committed\n")
+    with pytest.raises(UserError, match=r"uncommitted work \(c.txt\)"):
+        wt.cleanup(repo, "T-4")
+    assert (again.path / "c.txt").is_file()
+    report = wt.cleanup(repo, "T-4", delete_branch=True, force=True)
+    assert report["branch_deleted"] and report["removed"]
     assert "orchestrator/T-4" not in [h.name for h in git.Repo(repo).heads]
 
 

@@ -176,7 +176,8 @@ def test_event_kinds_are_the_strings_stored_in_the_log(tmp_path: Path) -> None:
     # the stored strings never change: logs written before EventKind existed read back the same
     assert {kind.value for kind in EventKind} == {
         "task.created", "task.edited", "task.moved", "task.routed", "task.deferred", "task.escalated",
-        "dispatch.started", "dispatch.handoff", "dispatch.finished", "gates.verified"}
+        "dispatch.started", "dispatch.handoff", "dispatch.finished", "gates.verified", "merge.conflict",
+        "task.landed"}
     assert {"task.created", "task.edited", "task.moved", "task.routed", "task.escalated"} == PROJECTED_KINDS
     event = Event.of(TaskMoved("backlog", "assigned"), actor="human:a", task_id="T-0001", reason="by hand")
     assert type(event.kind) is str and event.kind == "task.moved"
@@ -191,5 +192,6 @@ def test_event_kinds_are_the_strings_stored_in_the_log(tmp_path: Path) -> None:
         assert store.task("T-0001").status == TaskStatus.ASSIGNED
         assert [e.kind for e in store.events(kind=EventKind.GATES_VERIFIED)] == ["gates.verified"]
         assert store.events(kind="gates.verified")[0].payload == {
-            "run_id": "run-1", "passed": False, "agent": "code", "task_type": "implementation"}
+            "run_id": "run-1", "passed": False, "agent": "code", "task_type": "implementation",
+            "stage": "in_development"}
         assert replay(store.events()) == store.projection()

@@ -20,24 +20,28 @@ KINDS = ("claude", "codex", "aider", "gemini", "shell", "manual")
 
 
 def _print(result: Any) -> None:
+    from rich.text import Text
+
+    from bno_orchestrator.commands.advance import print_advance
+
     out = console()
     head = f"attempt {result.attempt}" + (" (dry run: nothing recorded)" if result.dry_run else "")
-    out.print(f"[bold]{result.task_id}[/bold] {result.title}: {result.agent} via {result.executor}, {head}")
-    out.print(f"  worktree: {result.worktree} (branch {result.branch}, base {result.base[:12]})")
+    out.print(Text(result.task_id, style="bold") + Text(f" {result.title}: {result.agent} via {result.executor}, {head}"))
+    out.print(f"  worktree: {result.worktree} (branch {result.branch}, base {result.base[:12]})", markup=False)
     if result.argv:
-        out.print(f"  argv: {' '.join(result.argv)}")
+        out.print(f"  argv: {' '.join(result.argv)}", markup=False)
     if result.dry_run:
         out.print("  prompt:")
         for line in (result.prompt or "").splitlines():
             out.print(f"    {line}", markup=False)
     if result.prompt_file:
-        out.print(f"  prompt file: {result.prompt_file}")
+        out.print(f"  prompt file: {result.prompt_file}", markup=False)
     outcome = result.outcome
     if outcome is not None and not outcome.handoff:
         ended = "timed out" if outcome.timed_out else f"exit code {outcome.exit_code}"
-        out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}")
+        out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}", markup=False)
         if outcome.error_kind:
-            out.print(f"  [red]executor error[/]: {outcome.error_kind}: {outcome.error or ''}", markup=True)
+            out.print(Text("  executor error", style="red") + Text(f": {outcome.error_kind}: {outcome.error or ''}"))
         stats = [f"{name} {value}" for name, value in (
             ("cost $", outcome.cost_usd), ("input tokens", outcome.input_tokens),
             ("output tokens", outcome.output_tokens), ("turns", outcome.turns),
@@ -51,16 +55,19 @@ def _print(result: Any) -> None:
     if verification is not None:
         style = "green" if verification.passed else "red"
         verdict = "PASSED" if verification.passed else "FAILED"
-        out.print(f"  gates: [{style}]{verdict}[/] {verification.reason}")
+        out.print(Text("  gates: ") + Text(verdict, style=style) + Text(f" {verification.reason}"))
     if result.commit:
-        out.print(f"  committed {result.commit[:12]} on {result.branch}")
+        out.print(f"  committed {result.commit[:12]} on {result.branch}", markup=False)
+    if result.advanced is not None:
+        print_advance(result.advanced, "  ")
+        return
     for escalation in result.escalations:
         agents = ", ".join(escalation.agents) or "-"
-        out.print(f"  [yellow]escalated[/]: {escalation.rule} -> {agents} ({escalation.reason})")
+        out.print(Text("  escalated", style="yellow") + Text(f": {escalation.rule} -> {agents} ({escalation.reason})"))
     for note in result.notes:
         out.print(f"  {note}", markup=False)
     if result.status:
-        out.print(f"  status: {result.status}")
+        out.print(f"  status: {result.status}", markup=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
         if args.task_id is None:
             raise UserError("--cleanup needs the TASK_ID whose worktree to remove")
-        report = cleanup(target, args.task_id, delete_branch=args.delete_branch)
+        report = cleanup(target, args.task_id, delete_branch=args.delete_branch, force=args.force)
         if args.json:
             print_json(report)
         else:
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     options = DispatchOptions(
         task_id=args.task_id, next=args.next, dry_run=args.dry_run, executor=args.executor,
         verify=not args.no_verify, verify_only=args.verify_only, base=args.base, timeout=args.timeout,
+        advance=not args.no_advance,
     )
     result = dispatch(target, options)
     if args.json:
@@ -99,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
               "no gate ran, the task stays in development", file=sys.stderr)
         return EXIT_FAILURE
     if result.verification is not None and not result.verification.passed:
+        return EXIT_FAILURE
+    if result.advanced is not None and not result.advanced.ok:
         return EXIT_FAILURE
     return EXIT_OK
 
@@ -117,7 +127,13 @@ def register(sub: Any) -> None:
     parser.add_argument("--base", default=None, help="the commit a new worktree starts from (default HEAD)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds before the executor's process group is killed (default: the agent's, else 1800)")
-    parser.add_argument("--cleanup", action="store_true", help="remove the worktree of TASK_ID")
-    parser.add_argument("--delete-branch", action="store_true", help="with --cleanup: also delete its branch")
+    parser.add_argument("--no-advance", action="store_true",
+                        help="stop at review when the gates pass (default: walk the pipeline to done and land)")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="remove the worktree of TASK_ID (refused while it holds uncommitted work)")
+    parser.add_argument("--delete-branch", action="store_true",
+                        help="with --cleanup: also delete its branch (refused while no other branch holds its commits)")
+    parser.add_argument("--force", action="store_true",
+                        help="with --cleanup: delete uncommitted work and unmerged commits too")
     add_json_flag(parser)
     parser.set_defaults(handler=run)

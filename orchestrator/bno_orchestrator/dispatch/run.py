@@ -51,6 +51,7 @@ from bno_orchestrator.dispatch.executors import (
     run_executor,
 )
 from bno_orchestrator.dispatch.prompt import build_context, render_prompt
+from bno_orchestrator.dispatch.verdict import Verification, escalate_task, gate_verdict
 from bno_orchestrator.errors import NotFoundError, UserError
 from bno_orchestrator.events import (
     DispatchFinished,
@@ -64,6 +65,7 @@ from bno_orchestrator.paths import data_root, state_dir, store_path
 
 if TYPE_CHECKING:
     from bno_orchestrator.config import Config
+    from bno_orchestrator.dispatch.advance import AdvanceResult
     from bno_orchestrator.escalation import Escalation
     from bno_orchestrator.scoring import Score
     from bno_orchestrator.store import Store
@@ -85,23 +87,7 @@ class DispatchOptions:
     verify_only: bool = False  # no executor: verify the worktree as it is (after a manual hand-off)
     base: str | None = None  # default HEAD of the repository
     timeout: float | None = None
-
-
-@dataclass
-class Verification:
-    """The gates' verdict on a worktree."""
-
-    run_id: str
-    passed: bool
-    reason: str
-    changed_files: list[str] = field(default_factory=list)
-    gates: dict[str, str] = field(default_factory=dict)  # gate -> status
-    run_dir: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {"run_id": self.run_id, "passed": self.passed, "reason": self.reason,
-                "changed_files": self.changed_files, "gates": self.gates, "run_dir": self.run_dir}
+    advance: bool = True  # after the gates pass: walk the task along the pipeline (review ... done)
 
 
 @dataclass
@@ -126,6 +112,7 @@ class DispatchResult:
     status: str = ""
     escalations: list[Escalation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    advanced: AdvanceResult | None = None  # the pipeline after review (None: not run)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict (``dispatch --json``)."""
@@ -137,6 +124,7 @@ class DispatchResult:
             "verification": self.verification.as_json() if self.verification else None,
             "commit": self.commit, "status": self.status,
             "escalations": [e.as_json() for e in self.escalations], "notes": self.notes,
+            "advanced": self.advanced.as_json() if self.advanced else None,
         }
 
 
@@ -377,10 +365,15 @@ def execute(store: Store, plan: Plan, argv: list[str]) -> ExecutorOutcome:
     task_id, attempt, primary, kind = plan.task.id, plan.attempt, plan.primary, plan.kind
     try:
         outcome = run_executor(plan.request, argv)
-    except BaseException as exc:  # Ctrl-C / SIGTERM: the process group is dead; say so in the log
+    except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP: the process group is dead; say so in the log
+        from bno_foundation.cli import Terminated
+
+        cause = (exc.args[0] if isinstance(exc, Terminated) else
+                 "SIGINT" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
         store.append(Event.of(
-            DispatchInterrupted(attempt, primary, kind, str(plan.request.log_file)), actor=ACTOR, task_id=task_id,
-            reason=f"attempt {attempt}: interrupted ({type(exc).__name__}); the task stays in development",
+            DispatchInterrupted(attempt, primary, kind, str(plan.request.log_file), str(cause)), actor=ACTOR,
+            task_id=task_id, reason=f"attempt {attempt}: interrupted ({cause}); the agent's process group was "
+                                    "stopped and the task stays in development",
         ))
         raise
     changed = wt.changed_files(plan.worktree.path, plan.worktree.base)
@@ -411,53 +404,13 @@ def unverified(store: Store, result: DispatchResult) -> DispatchResult:
     return result
 
 
-def verify_worktree(repo: Path, worktree: Path, base: str) -> Verification:
-    """Run the affected gates of ``repo``'s gates.yaml on ``worktree`` against ``base``; record in the store."""
-    from bno_orchestrator.paths import gates_file
-    from bno_quality_gates.results import new_run_id
-    from bno_quality_gates.runner import Runner, RunOptions
-    from bno_quality_gates.spec import load_gates
-
-    changed = wt.changed_files(worktree, base)
-    if not changed:
-        return Verification(f"no-change-{new_run_id()}", False,
-                            "the executor changed no file in the worktree: nothing to verify")
-    config = load_gates(gates_file(repo))  # the repository's own gates, not the copy the agent could edit
-    options = RunOptions(repo=worktree, mode="affected", base=base, changed=changed, state_dir=state_dir(repo),
-                         db_path=store_path(repo))
-    record = Runner(config, options).run()
-    gates = {r.gate: str(r.status) for r in record.results}
-    passed = record.passed and bool(record.results)
-    if not record.results:  # verified means verified: a change no gate checks is no pass
-        reason = f"no gate is affected by the {len(changed)} changed file(s): nothing verified the change"
-    elif record.passed:
-        reason = f"gate run {record.run_id} passed: " + ", ".join(f"{g} {s}" for g, s in gates.items())
-    else:
-        bad = [r for r in record.results if r.required and not r.ok]
-        reason = f"gate run {record.run_id} failed: " + "; ".join(
-            f"{r.gate} {r.status}" + (f" ({r.reason})" if r.reason else "") for r in bad)
-    return Verification(record.run_id, passed, reason, changed, gates, record.run_dir)
-
-
-def escalate_task(store: Store, config: Config, task_id: str) -> list[Escalation]:
-    """Evaluate the escalation rules now for ``task_id`` only and record what fires (one transaction)."""
-    from bno_orchestrator.escalation import escalation_events, evaluate
-
-    with store.write() as tx:
-        due = [e for e in evaluate(tx.tasks(), tx.events(), config.escalation, config.workflow, now=tx.now())
-               if e.task_id == task_id]
-        for event in escalation_events(due):
-            tx.append(event)
-    return due
-
-
 def verify(repo: Path, store: Store, config: Config, result: DispatchResult) -> DispatchResult:
     """Let the gates judge the attempt's worktree and record their verdict. Passed: commit the work on the
     task branch and move the task to review. Failed: it stays in development; escalate it if a rule fires."""
     from bno_orchestrator.workflow import move_task, record_verification
 
     task_id, path, attempt, agent = result.task_id, Path(result.worktree), result.attempt, result.agent
-    verification = verify_worktree(repo, path, result.base)
+    verification = gate_verdict(repo, path, result.base)
     result.verification = verification
     record_verification(store, task_id, run_id=verification.run_id, passed=verification.passed, agent=agent,
                         reason=f"attempt {attempt}: {verification.reason}")
@@ -473,7 +426,7 @@ def verify(repo: Path, store: Store, config: Config, result: DispatchResult) -> 
 
 
 def verify_only(repo: Path, store: Store, config: Config, task: Task, request: ExecutorRequest,
-                base: str | None) -> DispatchResult:
+                options: DispatchOptions) -> DispatchResult:
     """``--verify-only``: verify the task's worktree as it is (after a manual hand-off), against the base
     of its last dispatch; the attempt verified is the last one started."""
     with task_lock(repo, task.id):
@@ -481,10 +434,10 @@ def verify_only(repo: Path, store: Store, config: Config, task: Task, request: E
         if path is None:
             raise UserError(f"{task.id} has no worktree to verify (dispatch it first)")
         starts = store.events(task_id=task.id, kind=EventKind.DISPATCH_STARTED)
-        fork = str(starts[-1].payload.get("base")) if starts else wt.ensure_worktree(repo, task.id, base).base
+        fork = str(starts[-1].payload.get("base")) if starts else wt.ensure_worktree(repo, task.id, options.base).base
         result = DispatchResult(task.id, task.title, primary_agent(task), request.kind, max(1, request.attempt - 1),
                                 str(path), wt.branch_name(task.id), fork, None, [])
-        return verify(repo, store, config, result)
+        return then_advance(repo, store, config, options, verify(repo, store, config, result))
 
 
 # ------------------------------------------------------------------------------------------ the chain
@@ -517,7 +470,7 @@ def _dispatch(repo: Path, options: DispatchOptions, config: Config, store: Store
     task, score = choose(store, config, options)
     request = executor_request(repo, store, config, task, options)
     if options.verify_only:
-        return verify_only(repo, store, config, task, request, options.base)
+        return verify_only(repo, store, config, task, request, options)
     if options.dry_run:
         return dry_run(make_plan(repo, store, config, task, score, request,
                                  planned_worktree(repo, task.id, options.base)))
@@ -534,4 +487,16 @@ def _dispatch(repo: Path, options: DispatchOptions, config: Config, store: Store
             return executor_failed(store, result)
         if not options.verify:
             return unverified(store, result)
-        return verify(repo, store, config, result)
+        return then_advance(repo, store, config, options, verify(repo, store, config, result))
+
+
+def then_advance(repo: Path, store: Store, config: Config, options: DispatchOptions,
+                 result: DispatchResult) -> DispatchResult:
+    """After a pass: walk the task along the pipeline (:mod:`.advance`) unless ``--no-advance``. The caller
+    holds the task's lock."""
+    if options.advance and result.verification is not None and result.verification.passed:
+        from bno_orchestrator.dispatch.advance import advance
+
+        result.advanced = advance(repo, store, config, result.task_id)
+        result.status = result.advanced.status
+    return result

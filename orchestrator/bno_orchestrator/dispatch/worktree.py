@@ -80,7 +80,7 @@ def resolve_base(repo: Path, base: str | None = None) -> str:
         raise UserError(f"unknown base {ref!r} in {repo} (a branch, tag or commit)") from None
 
 
-def _registered(handle: git.Repo) -> dict[Path, str | None]:
+def registered_worktrees(handle: git.Repo) -> dict[Path, str | None]:
     """Registered worktrees: path -> branch ref (None when detached)."""
     out: dict[Path, str | None] = {}
     current: Path | None = None
@@ -127,7 +127,7 @@ def ensure_worktree(repo: Path, task_id: str, base: str | None = None) -> Worktr
     _ensure_excluded(handle, repo)
     path = worktree_path(repo, task_id)
     branch = branch_name(task_id)
-    registered = _registered(handle)
+    registered = registered_worktrees(handle)
     if path.resolve() in registered:
         if not path.is_dir():
             handle.git.worktree("prune")
@@ -159,19 +159,33 @@ def find_worktree(repo: Path, task_id: str) -> Path | None:
     path = worktree_path(repo, task_id)
     if not path.is_dir():
         return None
-    return path if path.resolve() in _registered(open_repo(repo)) else None
+    return path if path.resolve() in registered_worktrees(open_repo(repo)) else None
 
 
-def cleanup(repo: Path, task_id: str, *, delete_branch: bool = False) -> dict[str, object]:
-    """Remove the task's worktree (``git worktree remove --force``); the branch stays unless ``delete_branch``."""
+def cleanup(repo: Path, task_id: str, *, delete_branch: bool = False, force: bool = False) -> dict[str, object]:
+    """Remove the task's worktree; the branch stays unless ``delete_branch``.
+
+    Nothing is lost without ``force``: a worktree with uncommitted changes is refused (naming them), and so
+    is deleting a branch whose commits no other branch holds."""
     import git
 
     repo = Path(repo).resolve()
     handle = open_repo(repo)
     path = worktree_path(repo, task_id)
     branch = branch_name(task_id)
+    registered = path.resolve() in registered_worktrees(handle)
+    if registered and path.is_dir() and not force:
+        dirty = uncommitted_files(path)
+        if dirty:
+            shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
+            raise UserError(f"{path} has uncommitted work ({shown}): commit it, or pass --force to delete it")
+    if delete_branch and not force and branch in [h.name for h in handle.heads]:
+        unmerged = unmerged_commits(handle, branch)
+        if unmerged:
+            raise UserError(f"branch {branch} has {unmerged} commit(s) no other branch holds: merge them, or pass "
+                            "--force to delete the branch anyway")
     removed = False
-    if path.resolve() in _registered(handle):
+    if registered:
         if path.is_dir():
             handle.git.worktree("remove", "--force", str(path))
         removed = True
@@ -185,6 +199,21 @@ def cleanup(repo: Path, task_id: str, *, delete_branch: bool = False) -> dict[st
             raise UserError(f"cannot delete branch {branch}: {exc.stderr.strip() or exc}") from None
     return {"task_id": task_id, "path": str(path), "removed": removed, "branch": branch,
             "branch_deleted": branch_deleted}
+
+
+def uncommitted_files(path: Path) -> list[str]:
+    """Uncommitted changes in the worktree at ``path``: tracked and untracked files (ignored ones aside)."""
+    import git
+
+    out = git.Repo(path).git.status("--porcelain", "--untracked-files=all")
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def unmerged_commits(handle: git.Repo, branch: str) -> int:
+    """How many commits of ``branch`` no other local branch holds."""
+    others = [f"^{h.name}" for h in handle.heads if h.name != branch]
+    out = handle.git.rev_list("--count", branch, *others)
+    return int(out.strip() or 0)
 
 
 def changed_files(path: Path, base: str) -> list[str]:
@@ -206,13 +235,21 @@ def commit_all(path: Path, message: str) -> str | None:
     wt.git.add("-A")
     if not wt.git.status("--porcelain"):
         return None
-    env: dict[str, str] = {}
-    try:
-        wt.git.config("user.email")
-    except git.GitCommandError:
-        name, email = FALLBACK_IDENTITY
-        env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
-               "GIT_COMMITTER_EMAIL": email}
+    env = identity_env(wt)
     with wt.git.custom_environment(**env):
         wt.git.commit("-q", "--no-verify", "-m", message)
     return str(wt.head.commit.hexsha)
+
+
+def identity_env(handle: git.Repo) -> dict[str, str]:
+    """The fallback orchestrator identity as environment variables when the repository has none (no git
+    config is ever written); empty when it has one."""
+    import git
+
+    try:
+        handle.git.config("user.email")
+        return {}
+    except git.GitCommandError:
+        name, email = FALLBACK_IDENTITY
+        return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
+                "GIT_COMMITTER_EMAIL": email}
