@@ -1,18 +1,28 @@
 """The Textual board driven by a Pilot: vim keys and arrows, moving cards (legal and refused), the move
-menu, the `/` filter, the detail pane, the command palette and live refresh from the store."""
+menu, the `/` filter, the detail pane (with the last dispatch and the live progress of a running attempt),
+the command palette and live refresh from the store."""
 
 from __future__ import annotations
 
 import asyncio
 
+from textual.pilot import Pilot
+
 from bno_orchestrator.config import load_config
-from bno_orchestrator.tui.app import BoardApp, CardView, ColumnView, MoveScreen
+from bno_orchestrator.tui.app import BoardApp, CardView, ColumnView, MoveScreen, detail_text
+from bno_orchestrator.tui.data import detail, load_snapshot
 from bno_orchestrator.workflow import create_task
-from tests.orchestrator.test_report_weekly import HUMAN, Scenario, at
+from tests.orchestrator.test_board_data import progress_line, running_attempt
+from tests.orchestrator.test_report_weekly import HOSTILE, HUMAN, Scenario, add_dispatches, at, finish_attempt
 
 
-def make_app(s: Scenario, poll: float = 0.0) -> BoardApp:
-    return BoardApp(s.store, s.workflow, load_config(s.repo).scoring, actor=HUMAN, poll_interval=poll)
+def make_app(s: Scenario, poll: float = 0.0, progress: float = 0.0) -> BoardApp:
+    return BoardApp(s.store, s.workflow, load_config(s.repo).scoring, actor=HUMAN, poll_interval=poll,
+                    progress_interval=progress)
+
+
+def detail_body(app: BoardApp) -> str:
+    return str(app.query_one("#detail-body").render())
 
 
 def selected(app: BoardApp) -> str | None:
@@ -155,4 +165,57 @@ def test_command_palette_moves_the_selected_card(scenario: Scenario) -> None:
                 if scenario.store.task("T-0003").status.value == "escalated":
                     break
             assert scenario.store.task("T-0003").status.value == "escalated"
+    asyncio.run(run())
+
+
+def test_detail_text_never_reads_markup(scenario: Scenario) -> None:
+    add_dispatches(scenario)
+    snapshot = load_snapshot(scenario.store, scenario.workflow, load_config(scenario.repo).scoring)
+    text = detail_text(detail(snapshot, "T-0005", scenario.workflow, HUMAN))
+    assert f"  {HOSTILE}\n" in text.plain and "<script>alert(1)</script>" in text.plain  # title and message verbatim
+    start = text.plain.index(HOSTILE)
+    assert all(span.end <= start or span.start >= start + len(HOSTILE) or span.style == ""
+               for span in text.spans)  # no style from the message's "[bold]"
+
+
+def test_detail_pane_follows_a_running_attempt(scenario: Scenario) -> None:
+    path = running_attempt(scenario)
+    path.write_text("".join(progress_line(n) for n in range(1, 4)))
+
+    async def wait_for(pilot: Pilot[None], app: BoardApp, needle: str) -> str:
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if needle in detail_body(app):
+                break
+        return detail_body(app)
+
+    async def run() -> None:
+        app = make_app(scenario, poll=0.05, progress=0.05)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("l", "l", "enter")
+            await pilot.pause()
+            assert selected(app) == "T-0003" and app.query_one("#detail").display
+            body = detail_body(app)
+            assert "Last dispatch" in body and "attempt 1: code (claude executor), started 2026-01-16 12:00" in body
+            assert "outcome: running" in body and "progress (last 3, live):" in body
+            assert "12:03:00 tool    step 3" in body
+            assert app.progress_file == path
+            # the agent writes on: the pane shows the new tail (the last 8 lines), a half-written line not yet
+            with path.open("a") as fh:
+                fh.writelines(progress_line(n) for n in range(4, 12))
+                fh.write(progress_line(12, "edit")[:30])
+            body = await wait_for(pilot, app, "step 11")
+            assert "step 11" in body and "progress (last 8, live):" in body
+            assert "step 3\n" not in body and "step 4" in body and "step 12" not in body
+            with path.open("a") as fh:
+                fh.write(progress_line(12, "edit")[30:])
+            body = await wait_for(pilot, app, "step 12")
+            assert "12:12:00 edit    step 12" in body and "step 4" not in body
+            # the attempt ends: the board re-reads the log, shows the outcome and stops following the file
+            finish_attempt(scenario, at(16, 13), "T-0003", "code", "claude", 1, cost=0.42, tokens=(1200, 340),
+                           turns=9, session_id="sess-live", final_message=HOSTILE, started=True)
+            body = await wait_for(pilot, app, "outcome: ok")
+            assert "outcome: ok (exit 0)" in body and "cost $0.42, tokens 1,200 in / 340 out, turns 9" in body
+            assert "session sess-live" in body and HOSTILE in body  # the final message as text, not markup
+            assert "progress (last" not in body and app.progress_file is None
     asyncio.run(run())

@@ -1,6 +1,7 @@
 """The weekly report: numbers from a two-week store with a controlled clock, their sources, deltas, gate
-pass rates, test counts and perf trends from recorded runs, escaping of user text, and byte-identical
-output when rendered again (also after later events)."""
+pass rates, test counts and perf trends from recorded runs, escaping of user text, byte-identical
+output when rendered again (also after later events), and the cost of dispatch attempts per agent and per
+task (unknown costs shown as unknown, never as 0)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from bno_orchestrator.events import DispatchFinished, DispatchInterrupted, DispatchStarted
 from bno_orchestrator.models import Event
 from bno_orchestrator.reports.charts import burnup_svg, velocity_svg
-from bno_orchestrator.reports.render import md_escape, render_html, render_markdown
+from bno_orchestrator.reports.render import cost_text, md_escape, render_html, render_markdown, usd
 from bno_orchestrator.reports.viewmodel import (
+    CostRow,
     WeeklyReport,
     Window,
     build_weekly,
@@ -105,6 +108,71 @@ def build_scenario(repo: Path) -> Scenario:
 
 
 W03 = week_window("2026-W03")
+HOSTILE = "[bold]x[/bold] <script>alert(2)</script> | *done*"
+
+
+def log_path(s: Scenario, task_id: str, attempt: int) -> Path:
+    """Where the dispatcher logs an attempt: ``.orchestrator/logs/<task>/<attempt>.log``."""
+    return s.repo / ".orchestrator" / "logs" / task_id / f"{attempt}.log"
+
+
+def start_attempt(s: Scenario, when: dt.datetime, task_id: str, agent: str, executor: str, attempt: int) -> Event:
+    """A ``dispatch.started`` event as the dispatcher writes it."""
+    s.clock.now = when
+    return s.store.append(Event.of(DispatchStarted(
+        attempt=attempt, agent=agent, executor=executor, worktree=str(s.repo / "wt" / task_id), branch=f"bno/{task_id}",
+        base="main", worktree_created=attempt == 1, prompt_file=str(log_path(s, task_id, attempt).with_suffix(".md")),
+        log_file=str(log_path(s, task_id, attempt)), argv=[executor, "-p", "<prompt>"], support=[],
+    ), actor="dispatch", task_id=task_id))
+
+
+def finish_attempt(s: Scenario, when: dt.datetime, task_id: str, agent: str, executor: str, attempt: int, *,
+                   cost: float | None, tokens: tuple[int | None, int | None] = (None, None), turns: int | None = None,
+                   error_kind: str | None = None, error: str | None = None, exit_code: int = 0,
+                   timed_out: bool = False, final_message: str | None = None, duration: float = 42.0,
+                   session_id: str | None = None, started: bool = False) -> Event:
+    """``dispatch.started`` five minutes before ``when`` (unless ``started`` already) and ``dispatch.finished``
+    (the payload of ``ExecutorOutcome.as_json`` plus the changed files) at ``when``."""
+    if not started:
+        start_attempt(s, when - dt.timedelta(minutes=5), task_id, agent, executor, attempt)
+    outcome = {"kind": executor, "argv": [executor], "exit_code": None if timed_out else exit_code,
+               "timed_out": timed_out, "duration": duration, "log_file": str(log_path(s, task_id, attempt)),
+               "claim": final_message, "handoff": False, "error_kind": error_kind, "error": error, "cost_usd": cost,
+               "input_tokens": tokens[0], "output_tokens": tokens[1], "turns": turns, "session_id": session_id,
+               "final_message": final_message, "state_dir": None}
+    s.clock.now = when
+    return s.store.append(Event.of(DispatchFinished(attempt, agent, outcome, ["src/a.py"]), actor="dispatch",
+                                   task_id=task_id))
+
+
+def interrupt_attempt(s: Scenario, when: dt.datetime, task_id: str, agent: str, executor: str, attempt: int) -> Event:
+    """An attempt cut short by Ctrl-C: ``dispatch.finished`` with ``interrupted: true`` and no numbers."""
+    start_attempt(s, when - dt.timedelta(minutes=5), task_id, agent, executor, attempt)
+    s.clock.now = when
+    return s.store.append(Event.of(DispatchInterrupted(attempt, agent, executor, str(log_path(s, task_id, attempt))),
+                                   actor="dispatch", task_id=task_id))
+
+
+def add_dispatches(s: Scenario) -> dict[str, Event]:
+    """Dispatch attempts around W03. This week: T-0002 (inference-engineer) one ok attempt at $0.50 and one
+    network error without a cost; T-0005 (code) $0.73 with a hostile final message; T-0004 (kernel-engineer)
+    a timeout without a cost and an interrupted attempt. Last week: T-0001 (architect) $0.25. Next week:
+    T-0002 $9.99 (not counted)."""
+    return {
+        "w02": finish_attempt(s, at(8, 10), "T-0001", "architect", "claude", 1, cost=0.25, tokens=(10, 20), turns=1),
+        "ok": finish_attempt(s, at(13, 9), "T-0002", "inference-engineer", "claude", 1, cost=0.5, tokens=(1000, 200),
+                             turns=5, session_id="sess-1"),
+        "network": finish_attempt(s, at(13, 11), "T-0002", "inference-engineer", "claude", 2, cost=None,
+                                  error_kind="network", error="connect ECONNREFUSED <b>api</b> | retry",
+                                  exit_code=1),
+        "timeout": finish_attempt(s, at(13, 14), "T-0004", "kernel-engineer", "gemini", 1, cost=None,
+                                  tokens=(300, None), turns=2, timed_out=True),
+        "interrupted": interrupt_attempt(s, at(14, 8), "T-0004", "kernel-engineer", "gemini", 2),
+        "hostile": finish_attempt(s, at(14, 9), "T-0005", "code", "codex", 1, cost=0.73, tokens=(3000, 500),
+                                  turns=7, final_message=HOSTILE, session_id="019a-codex"),
+        "w04": finish_attempt(s, at(20, 10), "T-0002", "inference-engineer", "claude", 3, cost=9.99, tokens=(1, 1),
+                              turns=1),
+    }
 
 
 def week2_window() -> Window:
@@ -246,3 +314,80 @@ def test_cli_writes_reports_atomically(scenario: Scenario, capsys: pytest.Captur
     assert re.search(r"!\[Burn-up: scope and done\]\(data:image/svg\+xml;base64,", capsys.readouterr().out)
     assert main(["--repo", repo, "report", "weekly", "--week", "2026-W99"]) == 2
     assert "--week" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ costs
+
+
+def test_cost_per_agent_and_per_task(scenario: Scenario) -> None:
+    events = add_dispatches(scenario)
+    costs = weekly(scenario).costs
+    total = costs.total
+    assert (total.attempts, total.unknown_cost, total.known_cost) == (5, 3, 2)
+    assert total.cost_usd == pytest.approx(1.23)  # 0.50 + 0.73; the unknown costs are not counted as 0
+    assert (total.input_tokens, total.output_tokens, total.unknown_tokens) == (4300, 700, 3)
+    assert (total.turns, total.unknown_turns) == (14, 2)
+    assert total.errors == (("interrupted", 1), ("network", 1), ("timed_out", 1)) and total.failed == 3
+    assert total.sources == event_sources(events[k].id for k in ("ok", "network", "timeout", "interrupted", "hostile"))
+    agents = {row.key: row for row in costs.by_agent}
+    assert [row.key for row in costs.by_agent] == ["code", "inference-engineer", "kernel-engineer"]  # by cost
+    assert (agents["code"].cost_usd, agents["code"].attempts, agents["code"].executors) == (0.73, 1, ("codex",))
+    ie = agents["inference-engineer"]
+    assert (ie.cost_usd, ie.attempts, ie.unknown_cost, ie.errors) == (0.5, 2, 1, (("network", 1),))
+    ke = agents["kernel-engineer"]
+    assert (ke.cost_usd, ke.attempts, ke.unknown_cost, ke.input_tokens, ke.output_tokens) == (None, 2, 2, 300, None)
+    tasks = {row.key: row for row in costs.by_task}
+    assert sorted(tasks) == ["T-0002", "T-0004", "T-0005"]  # T-0001's attempt was last week
+    assert (tasks["T-0005"].title, tasks["T-0005"].cost_usd) == (XSS, 0.73)
+    assert (tasks["T-0002"].title, tasks["T-0002"].attempts, tasks["T-0002"].turns) == ("KV cache", 2, 5)
+    assert tasks["T-0004"].cost_usd is None and tasks["T-0004"].turns == 2
+    prev = costs.previous
+    assert (prev.attempts, prev.cost_usd, prev.unknown_cost) == (1, 0.25, 0)
+    assert [(e.task_id, e.kind, e.attempt) for e in costs.errors] == [
+        ("T-0002", "network", 2), ("T-0004", "timed_out", 1), ("T-0004", "interrupted", 2)]
+    assert costs.errors[0].message == "connect ECONNREFUSED <b>api</b> | retry"
+    # a week without attempts: nothing, and no cost pretended
+    empty = weekly(scenario, week_window("2026-W01")).costs
+    assert empty.total.attempts == 0 and empty.total.cost_usd is None and empty.by_agent == ()
+
+
+def test_cost_texts_are_honest() -> None:
+    def row(attempts: int, cost: float | None, unknown: int) -> CostRow:
+        return CostRow("a", "", attempts, cost, unknown, None, None, attempts, None, attempts, (), (), "no events")
+
+    assert cost_text(row(5, 1.23, 2)) == "$1.23 over 5 attempts, 2 with unknown cost"
+    assert cost_text(row(1, 0.0042, 0)) == "$0.0042 over 1 attempt"  # under a cent: not shown as $0.00
+    assert cost_text(row(2, None, 2)) == "unknown over 2 attempts (none reported a cost)"
+    assert cost_text(row(0, None, 0)) == "no dispatch attempts"
+    assert usd(None) == "unknown" and usd(0.0) == "$0.00" and usd(1234.5) == "$1,234.50"
+
+
+def test_cost_sections_in_markdown_and_html(scenario: Scenario) -> None:
+    add_dispatches(scenario)
+    report = weekly(scenario)
+    md = render_markdown(report)
+    assert "- Agent cost: $1.23 over 5 attempts, 3 with unknown cost (last week: $0.25 over 1 attempt)." in md
+    assert "## Agent cost" in md and "### Per agent" in md and "### Per task" in md
+    assert "tokens 4,300 in / 700 out (3 without counts); 14 turns (2 without a count)" in md
+    assert "| code | 1 | $0.73 | 0 | 3,000 | 500 | 7 | none | codex |" in md
+    assert "| inference-engineer | 2 | $0.50 | 1 | 1,000 | 200 | 5 | network 1 | claude |" in md
+    assert "| kernel-engineer | 2 | unknown | 2 | 300 | unknown | 2 | interrupted 1, timed\\_out 1 | gemini |" in md
+    assert "| T-0005 | &lt;script&gt;alert(1)&lt;/script&gt; | 1 | $0.73 | 0 |" in md
+    assert "| T-0002 | KV cache | 2 | $0.50 | 1 |" in md
+    assert "| T-0004 | Ternary GEMV | 2 | unknown | 2 |" in md
+    assert "connect ECONNREFUSED &lt;b&gt;api&lt;/b&gt; \\| retry" in md and "<b>api</b>" not in md
+    assert "$9.99" not in md  # next week's attempt
+    html = render_html(report)
+    assert "<li>Agent cost: $1.23 over 5 attempts, 3 with unknown cost (last week: $0.25 over 1 attempt).</li>" in html
+    assert ("<tr><td>code</td><td class=\"n\">1</td><td class=\"n\">$0.73</td><td class=\"n\">0</td>"
+            "<td class=\"n\">3,000</td><td class=\"n\">500</td><td class=\"n\">7</td><td>none</td><td>codex</td>") in html
+    assert "<td>T-0005</td><td>&lt;script&gt;alert(1)&lt;/script&gt;</td><td class=\"n\">1</td><td class=\"n\">$0.73</td>" in html
+    assert "<td>T-0004</td><td>Ternary GEMV</td><td class=\"n\">2</td><td class=\"n\">unknown</td>" in html
+    assert "connect ECONNREFUSED &lt;b&gt;api&lt;/b&gt; | retry" in html and "<b>api</b>" not in html
+    assert "<script" not in html and XSS not in md
+    data = report.as_json()["costs"]
+    assert data["total"]["cost_usd"] == pytest.approx(1.23) and data["total"]["unknown_cost"] == 3
+    # stable output, and a week without attempts says so
+    assert render_markdown(weekly(scenario)) == md
+    w01 = render_markdown(weekly(scenario, week_window("2026-W01")))
+    assert "No dispatch attempt finished this week (last week: no dispatch attempts)." in w01

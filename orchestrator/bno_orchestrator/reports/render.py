@@ -17,7 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from bno_orchestrator.reports.charts import burnup_svg, velocity_svg
-from bno_orchestrator.reports.viewmodel import WeeklyReport
+from bno_orchestrator.reports.viewmodel import CostRow, WeeklyReport
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _MD_SPECIAL = str.maketrans({
@@ -61,12 +61,55 @@ def delta_pp(now: float | None, before: float | None) -> str:
     return f"{signed(100 * (now - before), 1)} pp"
 
 
+def usd(value: float | None) -> str:
+    """``$1.23`` (``$0.0042`` under a cent, so a small cost never reads as nothing); ``unknown`` for None."""
+    if value is None:
+        return "unknown"
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
+def count(value: int | None) -> str:
+    """``12,345``; ``unknown`` for None."""
+    return "unknown" if value is None else f"{value:,}"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 attempt``, ``2 attempts``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def cost_text(row: CostRow) -> str:
+    """An honest total: ``$1.23 over 5 attempts, 2 with unknown cost`` (never an unknown counted as 0)."""
+    if row.attempts == 0:
+        return "no dispatch attempts"
+    text = f"{usd(row.cost_usd)} over {plural(row.attempts, 'attempt')}"
+    if row.cost_usd is None:
+        return text + (" (none reported a cost)" if row.attempts > 1 else " (no cost reported)")
+    if row.unknown_cost:
+        text += f", {row.unknown_cost} with unknown cost"
+    return text
+
+
+def tokens_text(row: CostRow) -> str:
+    """``12,345 in / 678 out`` plus the attempts without counts."""
+    text = f"{count(row.input_tokens)} in / {count(row.output_tokens)} out"
+    if row.unknown_tokens and (row.input_tokens is not None or row.output_tokens is not None):
+        text += f" ({row.unknown_tokens} without counts)"
+    return text
+
+
+def errors_text(row: CostRow) -> str:
+    """``network 1, timed_out 2``; ``none`` when every attempt ran without an executor error."""
+    return ", ".join(f"{kind} {n}" for kind, n in row.errors) or "none"
+
+
 def _environment(autoescape: bool) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=FileSystemLoader(str(TEMPLATES)), autoescape=autoescape, undefined=StrictUndefined,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
-    env.filters.update(md=md_escape, num=num, pct=pct, signed=signed)
+    env.filters.update(md=md_escape, num=num, pct=pct, signed=signed, usd=usd, count=count, cost_text=cost_text,
+                       tokens_text=tokens_text, errors_text=errors_text)
     env.globals.update(delta_pp=delta_pp)
     return env
 

@@ -236,6 +236,64 @@ class PlanItem:
 
 
 @dataclass(frozen=True, slots=True)
+class CostRow:
+    """What the dispatch attempts of the window cost, for one task, one agent or all of them.
+
+    Sums cover the attempts that reported the number; the ``unknown_*`` counts say how many did not (an
+    executor that reports no cost, an interrupted attempt), so an unknown cost is never counted as 0.
+    ``cost_usd`` is None when no attempt reported a cost."""
+
+    key: str  # the task id or agent name ("" for the total)
+    title: str  # the task's title ("" for agents and the total)
+    attempts: int
+    cost_usd: float | None
+    unknown_cost: int
+    input_tokens: int | None
+    output_tokens: int | None
+    unknown_tokens: int  # attempts without input or output token counts
+    turns: int | None
+    unknown_turns: int
+    errors: tuple[tuple[str, int], ...]  # error_kind (or timed_out / interrupted) -> attempts
+    executors: tuple[str, ...]
+    sources: str
+
+    @property
+    def known_cost(self) -> int:
+        """Attempts that reported a cost."""
+        return self.attempts - self.unknown_cost
+
+    @property
+    def failed(self) -> int:
+        """Attempts that ended in an executor error, a timeout or an interruption."""
+        return sum(n for _, n in self.errors)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorError:
+    """One attempt of the window that ended in an executor error, a timeout or an interruption."""
+
+    event_id: int
+    when: str
+    task_id: str
+    agent: str
+    attempt: int | None
+    kind: str  # error_kind, timed_out or interrupted
+    message: str  # the CLI's error message, on one line (cut to ERROR_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class CostSummary:
+    """The cost of the window's dispatch attempts (``dispatch.finished`` events stamped inside it)."""
+
+    total: CostRow
+    by_agent: tuple[CostRow, ...]  # most expensive first, then by name
+    by_task: tuple[CostRow, ...]
+    previous: CostRow  # the window before, for comparison
+    errors: tuple[ExecutorError, ...]  # oldest first, at most MAX_ERRORS
+    errors_left_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class WeeklyReport:
     """Everything the weekly templates show; built by :func:`build_weekly`."""
 
@@ -266,6 +324,7 @@ class WeeklyReport:
     plan_next: tuple[PlanItem, ...]
     plan_due: tuple[PlanItem, ...]
     scorer: str
+    costs: CostSummary
     notes: tuple[str, ...] = field(default=())
 
     def metric(self, key: str) -> Metric:
@@ -507,6 +566,112 @@ def _perf_trends(runs: Sequence[Mapping[str, Any]], window: Window) -> tuple[Per
 # ------------------------------------------------------------------------------------------- builder
 
 
+# -------------------------------------------------------------------------------------------- costs
+
+TIMED_OUT = "timed_out"
+INTERRUPTED = "interrupted"
+ERROR_CHARS = 300
+MAX_ERRORS = 50
+
+
+def _known_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return float(value)
+
+
+def _known_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _error_of(payload: Mapping[str, Any]) -> str | None:
+    """How an attempt failed as an executor: its ``error_kind``, else ``timed_out`` or ``interrupted``."""
+    if payload.get("error_kind"):
+        return str(payload["error_kind"])
+    if payload.get("interrupted"):
+        return INTERRUPTED
+    if payload.get("timed_out"):
+        return TIMED_OUT
+    return None
+
+
+def cost_row(key: str, title: str, events: Sequence[Event]) -> CostRow:
+    """One row from ``dispatch.finished`` events."""
+    cost = 0.0
+    tokens_in = tokens_out = turns = 0
+    unknown_cost = unknown_tokens = unknown_turns = 0
+    any_cost = any_in = any_out = any_turns = False
+    errors: dict[str, int] = {}
+    executors: set[str] = set()
+    for event in events:
+        payload = event.payload
+        value = _known_number(payload.get("cost_usd"))
+        if value is None:
+            unknown_cost += 1
+        else:
+            cost, any_cost = cost + value, True
+        got_in, got_out = _known_int(payload.get("input_tokens")), _known_int(payload.get("output_tokens"))
+        if got_in is None or got_out is None:
+            unknown_tokens += 1
+        if got_in is not None:
+            tokens_in, any_in = tokens_in + got_in, True
+        if got_out is not None:
+            tokens_out, any_out = tokens_out + got_out, True
+        got_turns = _known_int(payload.get("turns"))
+        if got_turns is None:
+            unknown_turns += 1
+        else:
+            turns, any_turns = turns + got_turns, True
+        error = _error_of(payload)
+        if error is not None:
+            errors[error] = errors.get(error, 0) + 1
+        kind = payload.get("kind") or payload.get("executor")
+        if kind:
+            executors.add(str(kind))
+    return CostRow(
+        key=key, title=title, attempts=len(events), cost_usd=cost if any_cost else None, unknown_cost=unknown_cost,
+        input_tokens=tokens_in if any_in else None, output_tokens=tokens_out if any_out else None,
+        unknown_tokens=unknown_tokens, turns=turns if any_turns else None, unknown_turns=unknown_turns,
+        errors=tuple(sorted(errors.items())), executors=tuple(sorted(executors)),
+        sources=event_sources(e.id for e in events),
+    )
+
+
+def _by_cost(row: CostRow) -> tuple[float, int, str]:
+    return -(row.cost_usd or 0.0), -row.attempts, row.key
+
+
+def cost_summary(events: Sequence[Event], window: Window, titles: Mapping[str, str]) -> CostSummary:
+    """The cost of the dispatch attempts that finished inside ``window``: in all, per agent, per task."""
+
+    def finished(w: Window) -> list[Event]:
+        return [e for e in events
+                if e.kind == EventKind.DISPATCH_FINISHED and e.ts is not None and e.ts in w and not e.payload.get("handoff")]
+
+    now = finished(window)
+    agents: dict[str, list[Event]] = {}
+    tasks: dict[str, list[Event]] = {}
+    errors: list[ExecutorError] = []
+    for event in now:
+        agents.setdefault(str(event.payload.get("agent") or "-"), []).append(event)
+        tasks.setdefault(event.task_id or "-", []).append(event)
+        kind = _error_of(event.payload)
+        if kind is not None:
+            message = " ".join(str(event.payload.get("error") or "").split())
+            if len(message) > ERROR_CHARS:
+                message = message[: ERROR_CHARS - 1] + "…"
+            errors.append(ExecutorError(event.id or 0, _fmt_ts(event.ts), event.task_id or "",
+                                        str(event.payload.get("agent") or ""),
+                                        _known_int(event.payload.get("attempt")), kind, message))
+    return CostSummary(
+        total=cost_row("", "", now),
+        by_agent=tuple(sorted((cost_row(a, "", es) for a, es in agents.items()), key=_by_cost)),
+        by_task=tuple(sorted((cost_row(t, titles.get(t, ""), es) for t, es in tasks.items()), key=_by_cost)),
+        previous=cost_row("", "", finished(window.previous())),
+        errors=tuple(errors[:MAX_ERRORS]), errors_left_out=max(0, len(errors) - MAX_ERRORS),
+    )
+
+
 def _count_metric(key: str, label: str, now: Mapping[str, int], before: Mapping[str, int]) -> Metric:
     return Metric(key, label, len(now), len(before), event_sources(now.values()), tuple(sorted(now)))
 
@@ -683,7 +848,7 @@ def build_weekly(
         gates=_gate_rates(runs_now, runs_before), tests=_test_counts(gate_runs, window),
         perf=_perf_trends(gate_runs, window), blocked=tuple(blocked), aging=tuple(aging), aging_days=aging_days,
         escalations=escalations, plan_continue=plan_continue, plan_next=plan_next, plan_due=plan_due,
-        scorer=config.scorer.value,
+        scorer=config.scorer.value, costs=cost_summary(seen, window, {t: task.title for t, task in tasks.items()}),
     )
 
 

@@ -6,12 +6,17 @@ state, ``m`` lists the moves allowed from here, ``/`` filters (``agent:code labe
 toggles the detail pane, ``r`` reloads, ``ctrl+p`` opens the command palette, ``q`` quits. Every move goes
 through :mod:`bno_orchestrator.workflow`, so an illegal one is refused with the allowed moves shown. The
 board polls ``Store.events(since=last_id)`` and redraws when the log grew (another terminal, a hook).
+
+The detail pane shows the selected task's last dispatch attempt (outcome, cost, tokens, turns, session, the
+agent's final message as plain text); while that attempt runs, a timer re-reads the tail of its live
+progress file (only the selected task's, only its end) and shows the last lines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
@@ -27,16 +32,22 @@ from textual.widgets.option_list import Option
 from bno_orchestrator.errors import UserError
 from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.tui.data import (
+    DISPATCH_SECTION,
     GATE_BADGES,
     GATE_STYLES,
+    PROGRESS_LINES,
     Card,
     Column,
+    Detail,
+    ProgressEntry,
     Snapshot,
     adjacent_state,
     columns,
     detail,
     load_snapshot,
     move_card,
+    read_progress_tail,
+    running_progress_file,
 )
 from bno_orchestrator.workflow import Workflow
 
@@ -59,6 +70,34 @@ def card_text(card: Card) -> Text:
         text.append(" blocked" if card.status == "blocked" else " waiting", style="bold yellow")
     if card.escalation_level:
         text.append(f" esc{card.escalation_level}", style="red")
+    return text
+
+
+PROGRESS_STYLES: dict[str, str] = {"error": "bold red", "edit": "yellow", "tool": "cyan", "turn": "dim"}
+OUTCOME_STYLES: dict[str, str] = {"ok": "green", "running": "bold cyan", "error": "bold red", "failed": "red",
+                                  "timed_out": "red", "interrupted": "yellow", "unfinished": "yellow"}
+
+
+def detail_text(info: Detail, progress: tuple[ProgressEntry, ...] = (), *, following: bool = False) -> Text:
+    """The detail pane's content: every line appended as plain text (a title, an error or an agent's final
+    message is never read as markup). ``progress``: the live tail shown under the last dispatch while
+    ``following`` its progress file."""
+    text = Text()
+    text.append(f"{info.task_id}: {info.title}\n", style="bold")
+    for section in info.sections:
+        text.append(f"\n{section.title}\n", style="bold underline")
+        for line in section.lines:
+            style = ""
+            if section.title == DISPATCH_SECTION and line.startswith("outcome: ") and info.dispatch is not None:
+                style = OUTCOME_STYLES.get(info.dispatch.state, "")
+            text.append(f"  {line}\n", style=style)
+        if section.title == DISPATCH_SECTION and following:
+            if progress:
+                text.append(f"  progress (last {len(progress)}, live):\n", style="bold")
+                for entry in progress:
+                    text.append(f"    {entry.line()}\n", style=PROGRESS_STYLES.get(entry.kind, ""))
+            else:
+                text.append("  progress: nothing recorded yet\n", style="dim")
     return text
 
 
@@ -172,9 +211,15 @@ class BoardApp(App[None]):
     ]
 
     def __init__(self, store: Store, workflow: Workflow, scoring: ScoringConfig | None = None, *, actor: str,
-                 poll_interval: float = 2.0) -> None:
+                 poll_interval: float = 2.0, progress_interval: float = 1.0, root: Path | None = None) -> None:
         super().__init__()
         self.store = store
+        self.progress_interval = progress_interval
+        # relative log paths are taken from the repository (the store lives in REPO/.orchestrator/)
+        self.root = root if root is not None else Path(store.path).resolve().parent.parent
+        self.current_detail: Detail | None = None
+        self.progress_file: Path | None = None  # the selected task's running attempt's progress file
+        self.progress: tuple[ProgressEntry, ...] = ()
         self.workflow = workflow
         self.scoring = scoring or ScoringConfig()
         self.actor = actor
@@ -206,6 +251,8 @@ class BoardApp(App[None]):
         await self.reload()
         if self.poll_interval > 0:
             self.set_interval(self.poll_interval, self.poll)
+        if self.progress_interval > 0:
+            self.set_interval(self.progress_interval, self.refresh_progress)
 
     def _base(self) -> Screen[Any]:
         """The board's screen (a dialog or the command palette may be on top of it)."""
@@ -303,20 +350,34 @@ class BoardApp(App[None]):
 
     def _update_detail(self) -> None:
         if not self.show_detail or self.snapshot is None:
+            self.current_detail, self.progress_file, self.progress = None, None, ()
             return
         card = self.selected_card()
         body = self._base().query_one("#detail-body", Static)
         if card is None:
+            self.current_detail, self.progress_file, self.progress = None, None, ()
             body.update(Text("no card selected"))
             return
         info = detail(self.snapshot, card.id, self.workflow, self.actor)
-        text = Text()
-        text.append(f"{info.task_id}: {info.title}\n", style="bold")
-        for section in info.sections:
-            text.append(f"\n{section.title}\n", style="bold underline")
-            for line in section.lines:
-                text.append(f"  {line}\n")
-        body.update(text)
+        self.current_detail = info
+        self.progress_file = running_progress_file(info.dispatch, self.root)
+        self.progress = read_progress_tail(self.progress_file, PROGRESS_LINES) if self.progress_file else ()
+        body.update(detail_text(info, self.progress, following=self.progress_file is not None))
+
+    def refresh_progress(self) -> None:
+        """Re-read the tail of the selected task's progress file (nothing to do unless the pane is open on a
+        running attempt) and redraw the pane when it changed."""
+        if not self.show_detail or self.progress_file is None or self.current_detail is None:
+            return
+        tail = read_progress_tail(self.progress_file, PROGRESS_LINES)
+        if tail == self.progress:
+            return
+        self.progress = tail
+        try:
+            body = self._base().query_one("#detail-body", Static)
+        except NoMatches:  # shutting down
+            return
+        body.update(detail_text(self.current_detail, tail, following=True))
 
     # ----------------------------------------------------------------------------------- actions
 

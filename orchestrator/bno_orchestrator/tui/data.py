@@ -2,13 +2,21 @@
 
 A :class:`Snapshot` is read from the store in one go; :func:`columns` lays its cards out in one column per
 workflow state (best score first) under a filter; :func:`detail` explains one task (fields, score terms,
-the routing decision, allowed moves, events, gate history); :func:`move_card` moves a task through
-:mod:`bno_orchestrator.workflow`, so an illegal move is refused with the allowed moves in the message.
+the routing decision, allowed moves, events, gate history, the last dispatch attempt); :func:`move_card`
+moves a task through :mod:`bno_orchestrator.workflow`, so an illegal move is refused with the allowed moves
+in the message.
+
+:func:`last_dispatch` pairs a task's ``dispatch.started`` and ``dispatch.finished`` events into one
+:class:`DispatchInfo` (outcome, cost, tokens, turns, session, final message); while an attempt runs,
+:func:`running_progress_file` names its live progress file and :func:`read_progress_tail` reads only the
+end of it (a half-written last line is skipped), so polling the selected task stays cheap.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +34,9 @@ from bno_quality_gates.summary import status_counts
 if TYPE_CHECKING:
     from bno_orchestrator.store import Store
 
+PROGRESS_LINES = 8  # progress entries the detail pane shows of a running attempt
+PROGRESS_SUFFIX = ".progress.jsonl"
+FINAL_MESSAGE_LINES = 30  # lines of an agent's final message the detail pane shows
 NO_GATE = "none"  # no gates.verified event yet
 GATE_BADGES: dict[str, str] = {GateStatus.PASSED: "✓", GateStatus.FAILED: "✗", NO_GATE: "·"}
 GATE_STYLES: dict[str, str] = {GateStatus.PASSED: "green", GateStatus.FAILED: "bold red"}  # else dim
@@ -74,12 +85,90 @@ class Section:
 
 
 @dataclass(frozen=True, slots=True)
+class DispatchInfo:
+    """One dispatch attempt of a task, from its ``dispatch.started`` and ``dispatch.finished`` events.
+
+    ``state``: ``running`` (started, no end recorded, task in development), ``unfinished`` (no end recorded
+    but the task left development), ``ok``, ``error`` (the CLI's ``error_kind``), ``failed`` (a non-zero exit
+    without an error kind), ``timed_out``, ``interrupted`` or ``handoff`` (a manual executor). Every number is
+    None where the executor did not report it."""
+
+    attempt: int | None
+    agent: str
+    executor: str
+    state: str
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    exit_code: int | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    turns: int | None = None
+    session_id: str | None = None
+    duration: float | None = None
+    final_message: str | None = None
+    log_file: str | None = None
+    changed_files: int | None = None
+    events: tuple[int, ...] = ()
+
+    @property
+    def running(self) -> bool:
+        """Started, no end recorded, the task still in development."""
+        return self.state == "running"
+
+    @property
+    def outcome(self) -> str:
+        """One line: ``ok``, ``error network: message``, ``timed out``, ``interrupted``, ``running`` ..."""
+        if self.state == "error":
+            return f"error {self.error_kind}" + (f": {_one_line(self.error)}" if self.error else "")
+        if self.state == "failed":
+            return f"failed (exit {self.exit_code})"
+        if self.state == "timed_out":
+            return "timed out" + (f" after {self.duration:.0f}s" if self.duration is not None else "")
+        if self.state == "unfinished":
+            return "no end recorded (the task left development)"
+        if self.state == "handoff":
+            return "handed off to a person"
+        if self.state == "ok" and self.exit_code is not None:
+            return f"ok (exit {self.exit_code})"
+        return self.state
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEntry:
+    """One line of an attempt's live progress file."""
+
+    t: str  # ISO-8601 UTC as written
+    kind: str  # turn | tool | edit | message | error
+    text: str
+
+    @property
+    def clock(self) -> str:
+        """``HH:MM:SS`` of ``t`` (the raw text when it does not parse)."""
+        try:
+            return dt.datetime.fromisoformat(self.t.replace("Z", "+00:00")).strftime("%H:%M:%S")
+        except ValueError:
+            return self.t[:19]
+
+    def line(self, width: int = 200) -> str:
+        """``10:00:05 tool  Read src/a.py`` (one line, cut to ``width`` characters of text)."""
+        text = _one_line(self.text)
+        if len(text) > width:
+            text = text[: width - 1] + "…"
+        return f"{self.clock} {self.kind:<7} {text}"
+
+
+@dataclass(frozen=True, slots=True)
 class Detail:
     """Everything the detail pane shows about one task."""
 
     task_id: str
     title: str
     sections: tuple[Section, ...]
+    dispatch: DispatchInfo | None = None
+    status: str = ""
 
     def text(self) -> str:
         """Plain text (the pane renders the same lines)."""
@@ -315,14 +404,206 @@ def detail(snapshot: Snapshot, task_id: str, workflow: Workflow, actor: str) -> 
     moves = workflow.targets(task.status.value)
     move_lines = [f"{actor} may move it to: {', '.join(allowed) or 'nowhere'}"]
     move_lines += [f"{target}: {'/'.join(roles)}" for target, roles in moves.items()]
-    return Detail(task.id, task.title, (
-        Section("Task", tuple(fields)),
+    dispatch = last_dispatch(events, status=task.status.value)
+    sections = [Section("Task", tuple(fields))]
+    if dispatch is not None:
+        sections.append(Section(DISPATCH_SECTION, dispatch_lines(dispatch)))
+    sections += [
         Section("Score", tuple(explain_lines(task, score)[1:])),
         Section("Routing", routing_lines(events)),
         Section("Moves", tuple(move_lines)),
         Section("Gate history", gate_lines(snapshot, events)),
         Section("Events", tuple(describe_event(e) for e in events)),
-    ))
+    ]
+    return Detail(task.id, task.title, tuple(sections), dispatch, task.status.value)
+
+
+# ------------------------------------------------------------------------------------------- dispatch
+
+DISPATCH_SECTION = "Last dispatch"
+_DISPATCH_KINDS = frozenset({EventKind.DISPATCH_STARTED.value, EventKind.DISPATCH_FINISHED.value,
+                             EventKind.DISPATCH_HANDOFF.value, "dispatch.interrupted"})
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value == value else None  # NaN: unknown
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _finished_state(payload: Mapping[str, Any], interrupted_kind: bool) -> str:
+    if interrupted_kind or payload.get("interrupted"):
+        return "interrupted"
+    if payload.get("handoff"):
+        return "handoff"
+    if payload.get("timed_out"):
+        return "timed_out"
+    if payload.get("error_kind"):
+        return "error"
+    exit_code = _int(payload.get("exit_code"))
+    return "failed" if exit_code not in (0, None) else "ok"
+
+
+def last_dispatch(events: Sequence[Event], *, status: str | None = None) -> DispatchInfo | None:
+    """The task's latest dispatch attempt, from its events (oldest first), or None when it was never
+    dispatched. An attempt with ``dispatch.started`` and no end is ``running`` while ``status`` is
+    in_development (or ``status`` is None), else ``unfinished``. A ``dispatch.finished`` with
+    ``interrupted: true`` (or a ``dispatch.interrupted`` event) ends an attempt as ``interrupted``."""
+    starts: dict[int | None, Event] = {}
+    ends: dict[int | None, Event] = {}
+    latest: int | None = None
+    seen = False
+    for event in events:
+        if event.kind not in _DISPATCH_KINDS:
+            continue
+        attempt = _int(event.payload.get("attempt"))
+        if event.kind == EventKind.DISPATCH_STARTED:
+            starts[attempt] = event
+            ends.pop(attempt, None)  # a restarted attempt number: its old end no longer applies
+        else:
+            ends[attempt] = event
+        latest, seen = attempt, True
+    if not seen:
+        return None
+    start, end = starts.get(latest), ends.get(latest)
+    started = start.payload if start is not None else {}
+    if end is None:
+        in_development = status is None or status == TaskStatus.IN_DEVELOPMENT.value
+        state = "running" if in_development else "unfinished"
+        return DispatchInfo(
+            attempt=latest, agent=str(started.get("agent") or ""), executor=str(started.get("executor") or ""),
+            state=state, started_at=start.ts if start is not None else None,
+            log_file=_str(started.get("log_file")), events=tuple(e.id for e in (start,) if e and e.id is not None),
+        )
+    done = end.payload
+    if end.kind == EventKind.DISPATCH_HANDOFF:
+        state = "handoff"
+    else:
+        state = _finished_state(done, end.kind == "dispatch.interrupted")
+    changed = done.get("changed_files")
+    return DispatchInfo(
+        attempt=latest, agent=str(done.get("agent") or started.get("agent") or ""),
+        executor=str(done.get("kind") or done.get("executor") or started.get("executor") or ""), state=state,
+        started_at=start.ts if start is not None else None, finished_at=end.ts,
+        exit_code=_int(done.get("exit_code")), error_kind=_str(done.get("error_kind")), error=_str(done.get("error")),
+        cost_usd=_float(done.get("cost_usd")), input_tokens=_int(done.get("input_tokens")),
+        output_tokens=_int(done.get("output_tokens")), turns=_int(done.get("turns")),
+        session_id=_str(done.get("session_id")), duration=_float(done.get("duration")),
+        final_message=_str(done.get("final_message")),
+        log_file=_str(done.get("log_file") or started.get("log_file")),
+        changed_files=len(changed) if isinstance(changed, list) else None,
+        events=tuple(e.id for e in (start, end) if e is not None and e.id is not None),
+    )
+
+
+def _unknown(value: object | None, fmt: str = "{}") -> str:
+    return "unknown" if value is None else fmt.format(value)
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
+def dispatch_lines(info: DispatchInfo) -> tuple[str, ...]:
+    """The detail pane's lines for one attempt (plain text; the final message last, one line per line)."""
+    when = f", started {info.started_at:%Y-%m-%d %H:%M} UTC" if info.started_at else ""
+    lines = [f"attempt {_unknown(info.attempt)}: {info.agent or '-'} ({info.executor or '-'} executor){when}",
+             f"outcome: {info.outcome}"]
+    if info.state not in ("running", "unfinished", "handoff"):
+        tokens = (f"{_unknown(info.input_tokens, '{:,}')} in / {_unknown(info.output_tokens, '{:,}')} out"
+                  if info.input_tokens is not None or info.output_tokens is not None else "unknown")
+        lines.append(f"cost {_usd(info.cost_usd)}, tokens {tokens}, turns {_unknown(info.turns)}")
+        lines.append(f"duration {_unknown(info.duration, '{:.1f}s')}"
+                     + (f", {info.changed_files} file(s) changed" if info.changed_files is not None else ""))
+    if info.session_id:
+        lines.append(f"session {info.session_id}")
+    if info.events:
+        lines.append(f"source: {', '.join(f'#{i}' for i in info.events)}")
+    if info.final_message:
+        message = info.final_message.splitlines() or [""]
+        lines.append("final message:")
+        lines += [f"  {line}" for line in message[:FINAL_MESSAGE_LINES]]
+        if len(message) > FINAL_MESSAGE_LINES:
+            lines.append(f"  … {len(message) - FINAL_MESSAGE_LINES} more line(s)")
+    return tuple(lines)
+
+
+def progress_path(log_file: str | Path, root: Path | None = None) -> Path:
+    """The live progress file of the attempt logging to ``log_file`` (relative paths from ``root``)."""
+    path = Path(log_file)
+    if not path.is_absolute() and root is not None:
+        path = root / path
+    return path.with_suffix(PROGRESS_SUFFIX)
+
+
+def running_progress_file(info: DispatchInfo | None, root: Path | None = None) -> Path | None:
+    """The progress file to follow: that of a running attempt with a log file, else None."""
+    if info is None or not info.running or not info.log_file:
+        return None
+    return progress_path(info.log_file, root)
+
+
+def _parse_progress(raw: bytes) -> ProgressEntry | None:
+    try:
+        item = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None  # a half-written (or damaged) line
+    if not isinstance(item, dict):
+        return None
+    return ProgressEntry(str(item.get("t") or ""), str(item.get("kind") or "?"), str(item.get("text") or ""))
+
+
+def read_progress_tail(path: Path, lines: int = PROGRESS_LINES, *, chunk: int = 8192,
+                       max_bytes: int = 262_144) -> tuple[ProgressEntry, ...]:
+    """The last ``lines`` entries of a progress file, reading only its end (``chunk`` bytes, doubled until
+    enough lines are in, at most ``max_bytes``). A missing file gives nothing; a line that is not JSON (the
+    last one half-written while the agent appends) is skipped."""
+    if lines <= 0:
+        return ()
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; the file may vanish between stat and open
+    except OSError:
+        return ()
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        want = min(chunk, size)
+        while True:
+            start = size - want
+            handle.seek(start)
+            data = handle.read(want)
+            pieces = data.split(b"\n")
+            if start > 0:
+                pieces = pieces[1:]  # the first piece may be the end of an earlier line
+            complete = [p for p in pieces if p.strip()]
+            if len(complete) > lines or start == 0 or want >= max_bytes:
+                break
+            want = min(size, want * 2, max_bytes)
+    entries = [entry for entry in (_parse_progress(p) for p in complete) if entry is not None]
+    return tuple(entries[-lines:])
+
+
+def task_progress(snapshot: Snapshot, task_id: str, root: Path | None = None,
+                  lines: int = PROGRESS_LINES) -> tuple[DispatchInfo | None, tuple[ProgressEntry, ...]]:
+    """The latest attempt of ``task_id`` and, while it runs, the tail of its progress file (only this
+    task's file is read)."""
+    task = snapshot.tasks.get(task_id)
+    info = last_dispatch(snapshot.task_events(task_id), status=task.status.value if task else None)
+    path = running_progress_file(info, root)
+    return info, (read_progress_tail(path, lines) if path is not None else ())
 
 
 # ----------------------------------------------------------------------------------------------- moves
