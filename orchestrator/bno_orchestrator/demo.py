@@ -11,7 +11,8 @@ Steps, each one a real ``orchestrator`` command run in-process against a throw-a
 3. The routed primaries of BN-1 and BN-2 get a *scripted* executor (``shell``: a deterministic Python
    program standing in for an LLM agent, no network): it fixes BN-1 correctly and gets BN-2 wrong while
    claiming success.
-4. ``dispatch BN-1`` (worktree, prompt, executor, gates pass -> committed on its branch, review),
+4. ``dispatch BN-1`` (worktree, prompt, executor, gates pass -> committed on its branch; then the pipeline:
+   review, integration (main merged in), qa and testing gates pass -> merged into main, worktree removed, done),
    ``dispatch BN-2`` twice (gates fail twice -> the failed-gates escalation adds the truth validator).
 5. ``status`` (the board) and ``task explain`` of the top-scored task.
 
@@ -30,16 +31,42 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bno_orchestrator.errors import UserError
 from bno_orchestrator.events import EventKind
+
+if TYPE_CHECKING:
+    from bno_orchestrator.demo_live import LiveAgent
 
 BACKLOG = Path(__file__).resolve().parent / "demo_backlog.yaml"
 PASSING_TASK = "BN-1"
 FAILING_TASK = "BN-2"
 DEMO_ACTOR = "human:demo"
 DEMO_COLUMNS = 150
+
+# task -> (file, old text, new text, the claim the agent makes); BN-2's edit is wrong on purpose
+RECIPES: dict[str, tuple[str, str, str, str]] = {
+    "BN-1": (
+        "bitnet_lite/quant.py",
+        "    return sum(flat) / len(flat)\n",
+        "    return max(sum(flat) / len(flat), EPS)\n",
+        "Fixed BN-1: absmean_scale now clamps beta at EPS; all tests pass.",
+    ),
+    # the classic mistake: consecutive rows per byte instead of the block layout (row i*R + r)
+    "BN-2": (
+        "bitnet_lite/packing.py",
+        '    raise NotImplementedError("BN-2: unpack the Hugging Face 2-bit layout")\n',
+        "    rows: list[list[int]] = []\n"
+        "    for byte_row in packed:\n"
+        "        for i in range(4):\n"
+        "            if len(rows) < out:\n"
+        "                rows.append([((b >> (2 * i)) & 3) - 1 for b in byte_row])\n"
+        "    return rows\n",
+        "Implemented BN-2: unpack_ternary inverts pack_ternary; all tests pass.",
+    ),
+}
+
 
 SLICE: dict[str, str] = {
     ".gitignore": ".orchestrator/\n__pycache__/\n.pytest_cache/\n",
@@ -154,26 +181,7 @@ import json
 import sys
 from pathlib import Path
 
-RECIPES = {
-    "BN-1": (
-        "bitnet_lite/quant.py",
-        "    return sum(flat) / len(flat)\\n",
-        "    return max(sum(flat) / len(flat), EPS)\\n",
-        "Fixed BN-1: absmean_scale now clamps beta at EPS; all tests pass.",
-    ),
-    # the classic mistake: consecutive rows per byte instead of the block layout (row i*R + r)
-    "BN-2": (
-        "bitnet_lite/packing.py",
-        '    raise NotImplementedError("BN-2: unpack the Hugging Face 2-bit layout")\\n',
-        "    rows: list[list[int]] = []\\n"
-        "    for byte_row in packed:\\n"
-        "        for i in range(4):\\n"
-        "            if len(rows) < out:\\n"
-        "                rows.append([((b >> (2 * i)) & 3) - 1 for b in byte_row])\\n"
-        "    return rows\\n",
-        "Implemented BN-2: unpack_ternary inverts pack_ternary; all tests pass.",
-    ),
-}
+RECIPES = __RECIPES__
 
 
 def main() -> int:
@@ -197,7 +205,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-''',
+'''.replace("__RECIPES__", repr(RECIPES)),
 }
 
 DEMO_GATES = """# The demo repository's gate DAG: each gate is selected by the files a change touches.
@@ -287,8 +295,8 @@ def _commit(repo: Path, message: str) -> str:
     return sha
 
 
-def _use_scripted_executor(repo: Path, agents: list[str]) -> list[str]:
-    """Give ``agents`` (files in the demo repo) the scripted shell executor; returns the files changed."""
+def _use_executor(repo: Path, agents: list[str], kind: str, options: dict[str, Any]) -> list[str]:
+    """Give ``agents`` (files in the demo repo) the executor ``kind`` with ``options``; returns the files changed."""
     from bno_foundation.atomic import atomic_write
     from bno_orchestrator.agents import ExecutorSpec, dump_agent, load_agent
 
@@ -296,8 +304,7 @@ def _use_scripted_executor(repo: Path, agents: list[str]) -> list[str]:
     for name in sorted(set(agents)):
         path = repo / "agents" / f"{name}.md"
         spec = load_agent(path)
-        spec = spec.model_copy(update={"executor": ExecutorSpec(kind="shell",
-                                                                options={"argv": SCRIPTED_ARGV, "timeout": 120})})
+        spec = spec.model_copy(update={"executor": ExecutorSpec(kind=kind, options=options)})  # type: ignore[arg-type]
         atomic_write(path, dump_agent(spec))
         changed.append(f"agents/{name}.md")
     return changed
@@ -311,6 +318,18 @@ def _prepare_dir(directory: Path | None) -> tuple[Path, bool]:
         raise UserError(f"{directory} is not empty: the demo builds a new repository (give an empty or new --dir)")
     directory.mkdir(parents=True, exist_ok=True)
     return directory, False
+
+
+def _demo_pipeline(repo: Path) -> None:
+    """The demo's testing state runs the affected gates, not ``all``: the slice's main line carries BN-2's
+    failing test on purpose, and ``all`` would (rightly) keep anything from landing on a red main line."""
+    path = repo / "workflows" / "development.yaml"
+    text = path.read_text(encoding="utf-8")
+    shipped = "    gates: [all]"
+    if text.count(shipped) != 1:
+        raise UserError(f"{path}: the demo expected one `gates: [all]` (the testing state) to adapt")
+    path.write_text(text.replace(shipped, "    gates: [affected]  # the demo: main is red on purpose (BN-2)"),
+                    encoding="utf-8")
 
 
 def expected_events(events: list[Any]) -> dict[str, bool]:
@@ -329,13 +348,18 @@ def expected_events(events: list[Any]) -> dict[str, bool]:
         "verified_failed": has(EventKind.GATES_VERIFIED, FAILING_TASK, passed=False),
         "escalated": has(EventKind.TASK_ESCALATED, FAILING_TASK),
         "moved_to_review": has(EventKind.TASK_MOVED, PASSING_TASK, to=TaskStatus.REVIEW.value),
+        "landed": has(EventKind.TASK_LANDED, PASSING_TASK, target="main"),
+        "done": has(EventKind.TASK_MOVED, PASSING_TASK, to=TaskStatus.DONE.value),
     }
 
 
-def run_demo(directory: Path | None = None, *, keep: bool = False, quiet: bool = False) -> dict[str, Any]:
+def run_demo(directory: Path | None = None, *, keep: bool = False, quiet: bool = False,
+             agent: str | None = None) -> dict[str, Any]:
     """Run the demo sprint; returns a summary (``ok``, the repository, the milestones, event counts).
 
-    ``quiet`` sends the commands' output to a buffer instead of stdout (``demo --json``).
+    ``quiet`` sends the commands' output to a buffer instead of stdout (``demo --json``). ``agent`` (claude,
+    codex or gemini) runs the sprint through that real CLI against a scripted model on 127.0.0.1
+    (:mod:`bno_orchestrator.demo_live`) instead of the scripted shell agent.
     """
     started = time.monotonic()
     repo, temporary = _prepare_dir(directory)
@@ -344,7 +368,13 @@ def run_demo(directory: Path | None = None, *, keep: bool = False, quiet: bool =
     with contextlib.ExitStack() as stack:
         if not out.isatty() and "COLUMNS" not in os.environ:
             stack.enter_context(_env("COLUMNS", str(DEMO_COLUMNS)))  # readable tables in a log or a pipe
-        return _run(step, repo, temporary, keep=keep, started=started)
+        live = None
+        if agent is not None:
+            from bno_orchestrator.demo_live import demo_steps, live_agent
+
+            steps = demo_steps(SLICE, RECIPES, [PASSING_TASK, FAILING_TASK, FAILING_TASK])
+            live = stack.enter_context(live_agent(agent, steps))
+        return _run(step, repo, temporary, keep=keep, started=started, live=live)
 
 
 @contextlib.contextmanager
@@ -360,7 +390,8 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-def _run(step: Step, repo: Path, temporary: bool, *, keep: bool, started: float) -> dict[str, Any]:
+def _run(step: Step, repo: Path, temporary: bool, *, keep: bool, started: float,
+         live: LiveAgent | None = None) -> dict[str, Any]:
     import git
 
     from bno_orchestrator.config import load_config
@@ -374,6 +405,7 @@ def _run(step: Step, repo: Path, temporary: bool, *, keep: bool, started: float)
         _write_slice(repo)
         step.cli("init", "--profile", "shipped")
         (repo / "workflows" / "gates.yaml").write_text(demo_gates(), encoding="utf-8")
+        _demo_pipeline(repo)
         base = _commit(repo, "demo: BitNet slice, orchestrator config and gates")
         step.say(f"committed the slice as {base[:12]}: tests/test_quant.py::test_all_zero_weight and "
                  "tests/test_packing.py fail on it")
@@ -387,10 +419,16 @@ def _run(step: Step, repo: Path, temporary: bool, *, keep: bool, started: float)
         if missing:
             raise UserError(f"the router left {', '.join(missing)} unassigned; the demo needs them routed")
         scripted = [str(primaries[PASSING_TASK]), str(primaries[FAILING_TASK])]
-        files = _use_scripted_executor(repo, scripted)
-        _commit(repo, "demo: scripted executors for " + ", ".join(sorted(set(scripted))))
-        step.say(f"\n{', '.join(files)}: executor set to `shell` running demo_agents/scripted_agent.py "
-                 "(a deterministic stand-in for an LLM agent; it gets BN-2 wrong and claims success)")
+        if live is None:
+            files = _use_executor(repo, scripted, "shell", {"argv": SCRIPTED_ARGV, "timeout": 120})
+            _commit(repo, "demo: scripted executors for " + ", ".join(sorted(set(scripted))))
+            step.say(f"\n{', '.join(files)}: executor set to `shell` running demo_agents/scripted_agent.py "
+                     "(a deterministic stand-in for an LLM agent; it gets BN-2 wrong and claims success)")
+        else:
+            files = _use_executor(repo, scripted, live.kind, live.options())
+            _commit(repo, f"demo: {live.kind} executor for " + ", ".join(sorted(set(scripted))))
+            step.say(f"\n{', '.join(files)}: executor set to `{live.kind}` ({live.binary}), the real CLI; its "
+                     f"model is scripted on {live.url} (it gets BN-2 wrong and claims success)")
         step.cli("dispatch", PASSING_TASK)
         step.cli("dispatch", FAILING_TASK, expect=(1,))
         step.say("\nBN-2 again: the prompt now carries the failures of the last gate run")

@@ -28,19 +28,28 @@ def test_demo_sprint_records_every_milestone(tmp_path: Path, capsys: pytest.Capt
     assert kinds.count("task.created") == 8
     routed = {e.task_id for e in events if e.kind == "task.routed"}
     assert {PASSING_TASK, FAILING_TASK} <= routed
-    verified = [(e.task_id, e.payload["passed"]) for e in events if e.kind == "gates.verified"]
-    assert verified == [(PASSING_TASK, True), (FAILING_TASK, False), (FAILING_TASK, False)]
+    verified = [(e.task_id, e.payload["stage"], e.payload["passed"]) for e in events if e.kind == "gates.verified"]
+    assert verified == [(PASSING_TASK, "in_development", True), (PASSING_TASK, "review", True),
+                        (PASSING_TASK, "integration", True), (PASSING_TASK, "qa", True),
+                        (PASSING_TASK, "testing", True),
+                        (FAILING_TASK, "in_development", False), (FAILING_TASK, "in_development", False)]
     escalated = [e for e in events if e.kind == "task.escalated"]
     assert [(e.task_id, e.payload["rule"]) for e in escalated] == [(FAILING_TASK, "failed-gates-oversight")]
     assert [e.task_id for e in events if e.kind == "dispatch.started"] == [PASSING_TASK, FAILING_TASK, FAILING_TASK]
-    assert tasks[PASSING_TASK].status.value == "review"
+    assert tasks[PASSING_TASK].status.value == "done"
     assert tasks[FAILING_TASK].status.value == "in_development"
     assert "truth-validator" in tasks[FAILING_TASK].support
-    # the passing fix is a commit on its task branch; the demo's main branch still has the bug
+    # the passing fix went through the pipeline and landed in main (a merge commit); its worktree and branch
+    # are gone; BN-2's wrong work never left its branch
     handle = git.Repo(repo)
-    fixed = handle.commit(f"orchestrator/{PASSING_TASK}").tree / "bitnet_lite" / "quant.py"
-    assert "max(sum(flat) / len(flat), EPS)" in fixed.data_stream.read().decode()
-    assert "max(sum(flat)" not in (repo / "bitnet_lite" / "quant.py").read_text()
+    landed = next(e for e in events if e.kind == "task.landed")
+    assert landed.task_id == PASSING_TASK and landed.payload["strategy"] == "merge"
+    assert handle.heads.main.commit.hexsha == landed.payload["commit"] and len(handle.heads.main.commit.parents) == 2
+    assert "max(sum(flat) / len(flat), EPS)" in (repo / "bitnet_lite" / "quant.py").read_text()
+    assert not handle.git.status("--porcelain")  # the checkout followed the merge: nothing left dirty
+    assert f"orchestrator/{PASSING_TASK}" not in [h.name for h in handle.heads]
+    assert not (repo / ".orchestrator" / "worktrees" / PASSING_TASK).exists()
+    assert f"orchestrator/{FAILING_TASK}" in [h.name for h in handle.heads]
     # what it printed was the commands' output, read from the store
     output = summary["output"]
     assert "$ orchestrator dispatch BN-1" in output and "PASSED" in output and "FAILED" in output

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``demo``."""
     from bno_orchestrator.demo import run_demo
 
-    summary = run_demo(Path(args.dir) if args.dir else None, keep=args.keep, quiet=args.json)
+    summary = run_demo(Path(args.dir) if args.dir else None, keep=args.keep, quiet=args.json, agent=args.agent)
     if args.json:
         print_json(summary)
     return EXIT_OK if summary["ok"] else EXIT_FAILURE
@@ -32,5 +32,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--dir", default=None,
                         help="where to build the demo repository (must be empty or absent; default a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary repository (--dir is always kept)")
+    parser.add_argument("--agent", choices=("claude", "codex", "gemini"), default=None,
+                        help="run the sprint through this real installed agent CLI, its model scripted on 127.0.0.1")
     add_json_flag(parser)
     parser.set_defaults(handler=run)

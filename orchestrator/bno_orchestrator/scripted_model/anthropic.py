@@ -142,8 +142,11 @@ def _estimate_tokens(body: Any) -> int:
 
 
 def _last_tool_result_ids(body: dict[str, Any]) -> list[str]:
-    """The ``tool_use_id`` of each tool result in the last user message."""
+    """The ``tool_use_id`` of each tool result in the last user message (Claude Code may append ``system``
+    role notes after it, e.g. the remaining budget with ``--max-budget-usd``)."""
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    while messages and messages[-1].get("role") == "system":
+        messages.pop()
     if not messages or messages[-1].get("role") != "user" or not isinstance(messages[-1].get("content"), list):
         return []
     return [str(block.get("tool_use_id")) for block in messages[-1]["content"]
