@@ -47,6 +47,11 @@ def test_a_python_project_gets_pytest_and_its_own_paths(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "bno_orchestrator.cli", "--repo", str(repo), "task", "add", "Fix x",
                            "--type", "bugfix", "--component", "source", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+    # the agents name only this repository's components and gates: every file validates
+    proc = subprocess.run([sys.executable, "-m", "bno_orchestrator.cli", "--repo", str(repo), "agents", "validate"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "19 valid agent(s)" in proc.stdout, proc.stdout + proc.stderr
+    assert "bitnet-quant" not in (repo / "agents" / "code.md").read_text()
 
 
 def test_node_and_go_projects_are_recognised(tmp_path: Path) -> None:

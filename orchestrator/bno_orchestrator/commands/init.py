@@ -33,11 +33,29 @@ def _texts(source: Path, target: Path, profile: str, report: dict[str, Any]) -> 
         texts["workflows/components.yaml"] = repo_profile.components_yaml(found)
         texts["workflows/gates.yaml"] = repo_profile.gates_yaml(found)
         texts["workflows/routing.yaml"] = repo_profile.routing_yaml(texts["workflows/routing.yaml"], found)
+        gate_names = {g.name for g in found.gates}
+        for src in sorted((source / "agents").glob("*.md")):
+            fitted = _fit_agent(src, set(found.components), gate_names)
+            if fitted is not None:
+                texts[f"agents/{src.name}"] = fitted
         report["profile"] = {"kind": "auto", "languages": found.languages, "components": sorted(found.components),
                              "gates": [g.name for g in found.gates], "notes": found.notes}
     else:
         report["profile"] = {"kind": "shipped", "languages": [], "components": [], "gates": [], "notes": []}
     return texts
+
+
+def _fit_agent(path: Path, components: set[str], gates: set[str]) -> str | None:
+    """The shipped agent at ``path`` with only the components and gates this repository has (None when it
+    names none that it lacks): an agent file must not point at this project's own components or gates."""
+    from bno_orchestrator.agents import dump_agent, load_agent
+
+    spec = load_agent(path)
+    kept_components = [c for c in spec.components if c in components]
+    kept_gates = [g for g in spec.gates if g in gates]
+    if kept_components == list(spec.components) and kept_gates == list(spec.gates):
+        return None
+    return dump_agent(spec.model_copy(update={"components": kept_components, "gates": kept_gates}))
 
 
 def init_repo(target: Path, *, force: bool = False, profile: str = "auto") -> dict[str, Any]:
