@@ -11,6 +11,7 @@ against the scripted model server, and preflight compares a user's installed ver
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +64,35 @@ def search_path(extra: list[Path] | None = None) -> str:
     return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
 
 
+def install_root() -> Path:
+    """The checkout this package runs from, where ``scripts/setup.sh`` puts ``.agent-clis/`` (for an
+    installed wheel: a directory that has none, so only ``$BNO_AGENT_BIN_DIR`` and PATH count)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def find_program(name: str, root: Path | None = None) -> Path | None:
+    """The executable ``name`` (a program name, not a path): in ``$BNO_AGENT_BIN_DIR``, the project-local
+    install under ``root`` (default :func:`install_root`), then PATH; None when it is nowhere."""
+    import shutil
+
+    found = shutil.which(name, path=search_path(local_bin_dirs(root if root is not None else install_root())))
+    return Path(found) if found else None
+
+
 def find_binary(kind: str, root: Path) -> Path | None:
     """The executable of the CLI ``kind``: in ``$BNO_AGENT_BIN_DIR``, the project-local install under
     ``root`` (:func:`local_bin_dirs`), then PATH; None when it is nowhere."""
-    import shutil
+    return find_program(CLIS[kind].binary, root)
 
-    found = shutil.which(CLIS[kind].binary, path=search_path(local_bin_dirs(root)))
-    return Path(found) if found else None
+
+VERSION = re.compile(r"\b(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)\b")
+
+
+def parse_version(text: str) -> str | None:
+    """The first ``X.Y.Z`` version in what ``--version`` printed (``2.1.197 (Claude Code)``,
+    ``codex-cli 0.171.0``, ``0.61.0``), or None."""
+    match = VERSION.search(text)
+    return match.group(1) if match else None
 
 
 def main(argv: list[str] | None = None) -> int:
