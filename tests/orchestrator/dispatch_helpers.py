@@ -89,3 +89,19 @@ def main_state(repo: Path) -> tuple[str, str, str]:
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                           check=True).stdout.strip()
     return status, index, head
+
+
+def fake_cli(tmp_path: Path, monkeypatch: Any, name: str, body: str) -> Path:
+    """A stand-in ``name`` CLI (a Python script running ``body``) found first through ``$BNO_AGENT_BIN_DIR``."""
+    import stat
+    import sys
+
+    from bno_orchestrator.dispatch.clis import BIN_DIR_ENV
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / name
+    fake.write_text(f"#!{sys.executable}\nimport os, pathlib, sys, time\n{body}")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv(BIN_DIR_ENV, str(bin_dir))
+    return fake

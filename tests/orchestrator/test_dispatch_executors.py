@@ -3,8 +3,8 @@ kill the process group, output captured to the attempt's log, missing CLIs named
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import stat
 import sys
 from pathlib import Path
@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from bno_orchestrator.agents import AgentSpec, ExecutorSpec, ToolPolicy
+from bno_orchestrator.dispatch import clis
+from bno_orchestrator.dispatch.clis import BIN_DIR_ENV
 from bno_orchestrator.dispatch.executors import (
     ExecutorRequest,
     build_argv,
@@ -21,7 +23,9 @@ from bno_orchestrator.dispatch.executors import (
     resolve_argv,
     run_executor,
 )
+from bno_orchestrator.dispatch.progress import Progress, progress_path
 from bno_orchestrator.errors import ConfigError, UserError
+from tests.orchestrator.dispatch_helpers import fake_cli
 from tests.quality_gates.conftest import survivors
 
 HOSTILE = "Fix it; $(touch PWNED) `touch PWNED2` && rm -rf / | cat > x 'quote\" \n new line"
@@ -46,29 +50,31 @@ def request(tmp_path: Path, kind: str, prompt: str = HOSTILE, timeout: float | N
 
 def test_cli_kinds_build_the_documented_argv_with_the_prompt_on_stdin(tmp_path: Path) -> None:
     claude = build_argv(request(tmp_path, "claude"))
-    assert HOSTILE not in claude and claude[:8] == ["claude", "-p", "--output-format", "json", "--permission-mode",
-                                                   "acceptEdits", "--max-turns", "12"]
-    assert claude[8] == "--append-system-prompt" and "T-1" in claude[9]
-    assert claude[10:] == ["--allowedTools", "Read", "--disallowedTools", "WebFetch", "--model", "sonnet"]  # no bare Edit
+    assert HOSTILE not in claude and claude[:9] == ["claude", "-p", "--output-format", "stream-json", "--verbose",
+                                                   "--permission-mode", "acceptEdits", "--max-turns", "12"]
+    assert claude[9] == "--append-system-prompt" and "T-1" in claude[10]
+    assert claude[11:] == ["--allowedTools", "Read", "--disallowedTools", "WebFetch", "--model", "sonnet"]  # no bare Edit
     codex = build_argv(request(tmp_path, "codex"))
     assert HOSTILE not in codex and codex[:7] == ["codex", "exec", "--json", "--sandbox", "workspace-write", "-C",
                                                   str(tmp_path / "wt")]
     assert codex[7] == "-c" and codex[8].startswith("developer_instructions=")
     assert "sandbox_workspace_write.exclude_slash_tmp=true" in codex
     assert "sandbox_workspace_write.exclude_tmpdir_env_var=true" in codex and codex[-3:] == ["--model", "sonnet", "-"]
+    (tmp_path / "wt" / "bitnet").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "wt" / "bitnet" / "quant.py").write_text("")
     aider = build_argv(request(tmp_path, "aider", files=["bitnet/quant.py"]))
-    assert aider == ["aider", "--message", HOSTILE, "--yes-always", "--no-auto-commits", "--model", "sonnet",
-                     "bitnet/quant.py"]
+    assert HOSTILE not in aider and aider[1] == f"--message-file={tmp_path / 'logs' / 'T-1' / '1.prompt.md'}"
+    assert {"--yes-always", "--no-auto-commits", "--no-gitignore", "--model=sonnet", "--file=bitnet/quant.py"} <= set(aider)
     gemini = build_argv(request(tmp_path, "gemini"))
-    assert gemini == ["gemini", "--output-format", "json", "--approval-mode", "auto_edit", "-m", "sonnet"]
+    assert gemini == ["gemini", "--output-format", "stream-json", "--approval-mode", "auto_edit", "-m", "sonnet"]
     # options of the agent's own kind win; an overriding kind ignores the other kind's options
     tuned = build_argv(request(tmp_path, "claude", max_turns=40, allowedTools=["Bash(pytest:*)"]))
     assert tuned[tuned.index("--max-turns") + 1] == "40" and "Bash(pytest:*)" in tuned
     override = ExecutorRequest("codex", agent("claude", max_turns=40), "p", tmp_path / "p", tmp_path, tmp_path / "l",
                                "T-1", 1)
     assert override.options == {}
-    shown = display_argv(aider, HOSTILE, tmp_path / "p.md")
-    assert HOSTILE not in shown and shown[2].startswith("<prompt: ")
+    shown = display_argv(["tool", HOSTILE], HOSTILE, tmp_path / "p.md")
+    assert HOSTILE not in shown and shown[1].startswith("<prompt: ")
 
 
 def test_shell_placeholders_are_whole_items_and_python_is_this_interpreter(tmp_path: Path) -> None:
@@ -84,6 +90,8 @@ def test_shell_placeholders_are_whole_items_and_python_is_this_interpreter(tmp_p
 
 def test_a_missing_cli_is_named_with_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.delenv(BIN_DIR_ENV, raising=False)
+    monkeypatch.setattr(clis, "install_root", lambda: tmp_path / "no-checkout")  # no project-local .agent-clis
     for kind, install in (("claude", "@anthropic-ai/claude-code"), ("codex", "@openai/codex"),
                           ("aider", "aider-install"), ("gemini", "@google/gemini-cli")):
         with pytest.raises(UserError, match=f"needs `{kind}`.*{install}"):
@@ -104,7 +112,7 @@ def test_a_fake_claude_gets_the_hostile_prompt_verbatim_on_stdin(tmp_path: Path,
         "print(json.dumps({'type': 'result', 'result': 'All done, every test passes.'}))\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(BIN_DIR_ENV, str(bin_dir))  # searched before the project-local .agent-clis and PATH
     req = request(tmp_path, "claude")
     outcome = run_executor(req)
     seen = json.loads((req.worktree / "seen.json").read_text())
@@ -155,3 +163,82 @@ def test_parse_claim() -> None:
     assert parse_claim('{"response": "Gemini says done"}') == "Gemini says done"
     assert parse_claim("line one\nline two\n") == "line one\nline two"
     assert parse_claim("") is None
+
+
+# ------------------------------------------------------------------------------------------ streams
+
+CODEX_EDIT = ('{"type":"item.started","item":{"id":"item_%d","type":"file_change",'
+              '"changes":[{"path":"mod.txt","kind":"update"}],"status":"in_progress"}}')
+
+
+def test_codex_over_its_turn_limit_is_stopped_by_the_orchestrator(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # codex has no turn limit of its own: the orchestrator counts its tool calls and stops the process group
+    fake_cli(tmp_path, monkeypatch, "codex",
+             "pathlib.Path('pid').write_text(str(os.getpid()))\n"
+             "print('{\"type\":\"thread.started\",\"thread_id\":\"t-1\"}', flush=True)\n"
+             f"for i in range(1000):\n    print({CODEX_EDIT!r} % i, flush=True)\n    time.sleep(0.05)\n")
+    req = request(tmp_path, "codex", timeout=30.0)  # max_turns 12 (the agent's)
+    seen: list[Progress] = []
+    outcome = run_executor(req, on_progress=seen.append)
+    assert outcome.error_kind == "turn_limit" and not outcome.timed_out and outcome.duration < 15
+    assert outcome.session_id == "t-1" and "12" in (outcome.error or "")
+    assert not survivors([int((req.worktree / "pid").read_text())])
+    assert [p.text for p in seen if p.kind == "turn"][-1] == "turn 13/12"
+    assert seen[-1].kind == "error" and seen[-1].text.startswith("turn_limit: ")
+    assert "stopped (turn_limit)" in req.log_file.read_text()
+
+
+def test_codex_waiting_for_the_network_is_stopped_as_a_network_error(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cli(tmp_path, monkeypatch, "codex",
+             "print('{\"type\":\"error\",\"message\":\"Reconnecting... waiting for network (1/5)\"}', flush=True)\n"
+             "time.sleep(60)\n")
+    outcome = run_executor(request(tmp_path, "codex", timeout=30.0))
+    assert outcome.error_kind == "network" and not outcome.timed_out and outcome.duration < 15
+
+
+def test_progress_goes_to_the_file_and_the_callback_and_a_failing_callback_stops_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_cli(tmp_path, monkeypatch, "claude",
+             "pathlib.Path('pid').write_text(str(os.getpid()))\n"
+             "print('{\"type\":\"assistant\",\"session_id\":\"s\",\"parent_tool_use_id\":null,\"message\":{\"id\":\"m1\","
+             "\"content\":[{\"type\":\"text\",\"text\":\"working\\\\non it\"},{\"type\":\"tool_use\",\"id\":\"u1\","
+             "\"name\":\"Bash\",\"input\":{\"command\":\"pytest -q\"}}]}}', flush=True)\n"
+             "time.sleep(60)\n")
+    req = request(tmp_path, "claude", timeout=30.0)
+
+    def explode(record: Progress) -> None:
+        if record.kind == "tool":
+            raise RuntimeError("the board went away")
+
+    with pytest.raises(RuntimeError, match="board went away"):
+        run_executor(req, on_progress=explode)
+    assert not survivors([int((req.worktree / "pid").read_text())])  # the CLI did not outlive the failure
+    lines = [json.loads(line) for line in progress_path(req.log_file).read_text().splitlines()]
+    assert [(line["kind"], line["text"]) for line in lines] == [
+        ("turn", "turn 1/12"), ("message", "assistant: working on it"), ("tool", "Bash: pytest -q"),
+        ("error", "stopped by an error in the orchestrator (RuntimeError: the board went away): the agent's "
+                  "process group was killed")]
+    assert "the board went away" in req.log_file.read_text()  # the log is in place, saying why it ended
+
+
+def test_resuming_is_refused_for_kinds_without_sessions(tmp_path: Path) -> None:
+    for kind, options in (("shell", {"argv": ["python", "-c", "pass"]}), ("manual", {}), ("aider", {})):
+        req = dataclasses.replace(request(tmp_path, kind, **options), resume_session="abc-123")
+        with pytest.raises(UserError, match=f"the {kind} executor cannot resume"):
+            resolve_argv(req)
+        with pytest.raises(UserError, match="cannot resume"):
+            run_executor(req)
+
+
+def test_the_cli_kinds_resume_with_their_own_syntax(tmp_path: Path) -> None:
+    def argv(kind: str) -> list[str]:
+        return build_argv(dataclasses.replace(request(tmp_path, kind), resume_session="0199-abc"))
+
+    claude, codex, gemini = argv("claude"), argv("codex"), argv("gemini")
+    assert claude[-2:] == ["--resume", "0199-abc"]
+    assert codex[-3:] == ["resume", "0199-abc", "-"] and codex[:2] == ["codex", "exec"]
+    assert gemini[-2:] == ["--resume", "0199-abc"]
+    with pytest.raises(UserError, match="a session id is"):
+        build_argv(dataclasses.replace(request(tmp_path, "claude"), resume_session="../../etc"))

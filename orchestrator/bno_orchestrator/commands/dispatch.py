@@ -1,7 +1,8 @@
-"""``orchestrator dispatch [TASK_ID|--next] [--dry-run] [--executor KIND] [--no-verify]``.
+"""``orchestrator dispatch [TASK_ID|--next] [--dry-run] [--executor KIND] [--resume] [--no-verify] [--no-advance]``.
 
-Runs the routed primary agent of a task in the task's own git worktree, then verifies the worktree with
-the gate DAG: the gates decide whether the task moves on to review, not what the agent says. Exit code 0
+Runs the routed primary agent of a task in the task's own git worktree (its progress shown live), then
+verifies the worktree with the gate DAG: the gates decide whether the task moves on to review, not what the
+agent says; then the pipeline (``orchestrator advance``) takes it on to done and lands it. Exit code 0
 when the gates passed (or for a dry run, a hand-off or ``--no-verify``), 1 when they did not.
 ``--cleanup TASK_ID`` removes the task's worktree (the branch stays unless ``--delete-branch``).
 """
@@ -10,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
 from bno_orchestrator.commands import add_json_flag
 from bno_orchestrator.commands.core_support import console, repo
+
+if TYPE_CHECKING:
+    from bno_orchestrator.dispatch.progress import Progress
 
 KINDS = ("claude", "codex", "aider", "gemini", "shell", "manual")
 
@@ -70,6 +75,23 @@ def _print(result: Any) -> None:
         out.print(f"  status: {result.status}", markup=False)
 
 
+def _progress_printer(*, json_output: bool) -> Callable[[Progress], None]:
+    """Live progress lines while the agent works: on the console, or on stderr under ``--json`` (stdout stays
+    one JSON document). The agent's text is shown as text, never as markup."""
+    from rich.text import Text
+
+    styles = {"error": "bold red", "edit": "yellow", "tool": "cyan", "turn": "dim"}
+
+    def show(record: Progress) -> None:
+        clock = record.time.astimezone().strftime("%H:%M:%S")
+        if json_output:
+            print(f"{clock} {record.kind:<7} {record.text}", file=sys.stderr, flush=True)
+        else:
+            console().print(Text(f"  | {clock} {record.kind:<7} ", style="dim") +
+                            Text(record.text, style=styles.get(record.kind, "")))
+    return show
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``dispatch``."""
     from bno_orchestrator.errors import UserError
@@ -93,9 +115,9 @@ def run(args: argparse.Namespace) -> int:
     options = DispatchOptions(
         task_id=args.task_id, next=args.next, dry_run=args.dry_run, executor=args.executor,
         verify=not args.no_verify, verify_only=args.verify_only, base=args.base, timeout=args.timeout,
-        advance=not args.no_advance,
+        advance=not args.no_advance, resume=args.resume,
     )
-    result = dispatch(target, options)
+    result = dispatch(target, options, on_progress=_progress_printer(json_output=args.json))
     if args.json:
         print_json(result.as_json())
     else:
@@ -127,6 +149,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--base", default=None, help="the commit a new worktree starts from (default HEAD)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds before the executor's process group is killed (default: the agent's, else 1800)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the agent CLI session of the task's last attempt (claude, codex, gemini)")
     parser.add_argument("--no-advance", action="store_true",
                         help="stop at review when the gates pass (default: walk the pipeline to done and land)")
     parser.add_argument("--cleanup", action="store_true",

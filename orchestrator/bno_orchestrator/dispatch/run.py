@@ -66,6 +66,7 @@ from bno_orchestrator.paths import data_root, state_dir, store_path
 if TYPE_CHECKING:
     from bno_orchestrator.config import Config
     from bno_orchestrator.dispatch.advance import AdvanceResult
+    from bno_orchestrator.dispatch.progress import ProgressCallback
     from bno_orchestrator.escalation import Escalation
     from bno_orchestrator.scoring import Score
     from bno_orchestrator.store import Store
@@ -88,6 +89,7 @@ class DispatchOptions:
     base: str | None = None  # default HEAD of the repository
     timeout: float | None = None
     advance: bool = True  # after the gates pass: walk the task along the pipeline (review ... done)
+    resume: bool = False  # continue the CLI session of the task's last attempt (claude, codex, gemini)
 
 
 @dataclass
@@ -257,14 +259,36 @@ def executor_request(repo: Path, store: Store, config: Config, task: Task,
                            options.timeout, agent_file(config, primary))
 
 
-def preflight(request: ExecutorRequest) -> None:
-    """Catch a bad executor config or a missing CLI before a worktree is made or anything is recorded."""
+def preflight(repo: Path, request: ExecutorRequest) -> list[str]:
+    """Before a worktree is made or anything is recorded: a bad executor config, a missing CLI, no key or
+    login, a model endpoint that does not answer, a CLI whose version does not run, a session that cannot be
+    resumed (:func:`bno_orchestrator.dispatch.preflight.check_cli`: a PreflightError, never a gate failure).
+    The notes for the user (an untested version, a login file in use)."""
+    from bno_orchestrator.dispatch.preflight import check_cli
+
     if request.kind == MANUAL:
-        return
+        return []
+    request.effective_timeout()
+    notes = check_cli(request, repo)
     program = build_argv(request)[0]
     if os.sep not in program:
         require_binary(request.kind, program)
-    request.effective_timeout()
+    return notes
+
+
+def resume_session(store: Store, task: Task, kind: str) -> str:
+    """The CLI session of the task's last attempt that recorded one (``--resume``); a UserError when there is
+    none, or when it was another executor's."""
+    for event in reversed(store.events(task_id=task.id, kind=EventKind.DISPATCH_FINISHED)):
+        session = event.payload.get("session_id")
+        if session:
+            recorded = str(event.payload.get("kind") or "")
+            if recorded != kind:
+                raise UserError(f"{task.id}'s last session {session} is a {recorded} session, not {kind}: resume it "
+                                f"with --executor {recorded}, or dispatch without --resume")
+            return str(session)
+    raise UserError(f"{task.id} has no agent session to resume (no attempt recorded a session id): dispatch it "
+                    "without --resume")
 
 
 def planned_worktree(repo: Path, task_id: str, base: str | None) -> wt.Worktree:
@@ -360,11 +384,11 @@ def hand_off(store: Store, plan: Plan, result: DispatchResult) -> DispatchResult
     return result
 
 
-def execute(store: Store, plan: Plan, argv: list[str]) -> ExecutorOutcome:
+def execute(store: Store, plan: Plan, argv: list[str], on_progress: ProgressCallback | None = None) -> ExecutorOutcome:
     """Run the executor and record how it ended (``dispatch.finished``, also when interrupted)."""
     task_id, attempt, primary, kind = plan.task.id, plan.attempt, plan.primary, plan.kind
     try:
-        outcome = run_executor(plan.request, argv)
+        outcome = run_executor(plan.request, argv, on_progress=on_progress)
     except BaseException as exc:  # Ctrl-C, SIGTERM, SIGHUP: the process group is dead; say so in the log
         from bno_foundation.cli import Terminated
 
@@ -444,8 +468,9 @@ def verify_only(repo: Path, store: Store, config: Config, task: Task, request: E
 
 
 def dispatch(repo: Path, options: DispatchOptions, *, config: Config | None = None,
-             store: Store | None = None) -> DispatchResult:
-    """Dispatch one task (see the module docstring for the steps)."""
+             store: Store | None = None, on_progress: ProgressCallback | None = None) -> DispatchResult:
+    """Dispatch one task (see the module docstring for the steps). ``on_progress`` gets each live progress
+    record of the agent while it runs (claude, codex, gemini: from their event streams)."""
     from bno_orchestrator.config import load_config
     from bno_orchestrator.store import Store as StoreClass
 
@@ -458,13 +483,14 @@ def dispatch(repo: Path, options: DispatchOptions, *, config: Config | None = No
     owned = store is None
     store = store or StoreClass.open(repo)
     try:
-        return _dispatch(repo, options, config, store)
+        return _dispatch(repo, options, config, store, on_progress)
     finally:
         if owned:
             store.close()
 
 
-def _dispatch(repo: Path, options: DispatchOptions, config: Config, store: Store) -> DispatchResult:
+def _dispatch(repo: Path, options: DispatchOptions, config: Config, store: Store,
+              on_progress: ProgressCallback | None) -> DispatchResult:
     """The chain of steps (the module docstring says what each does)."""
     wt.open_repo(repo)  # a clear error before anything else when this is no git repository
     task, score = choose(store, config, options)
@@ -474,15 +500,18 @@ def _dispatch(repo: Path, options: DispatchOptions, config: Config, store: Store
     if options.dry_run:
         return dry_run(make_plan(repo, store, config, task, score, request,
                                  planned_worktree(repo, task.id, options.base)))
-    preflight(request)  # nothing is made or recorded before this check
+    if options.resume:
+        request = dataclasses.replace(request, resume_session=resume_session(store, task, request.kind))
+    notes = preflight(repo, request)  # nothing is made or recorded before this check
     with task_lock(repo, task.id):
         tree = wt.ensure_worktree(repo, task.id, options.base)
         plan = make_plan(repo, store, config, task, score, request, tree)
         argv = prepare(plan)
         result = record_start(store, config, plan, argv)
+        result.notes += notes
         if plan.kind == MANUAL:
             return hand_off(store, plan, result)
-        result.outcome = execute(store, plan, argv)
+        result.outcome = execute(store, plan, argv, on_progress)
         if result.outcome.error_kind is not None:
             return executor_failed(store, result)
         if not options.verify:
