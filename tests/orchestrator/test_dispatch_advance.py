@@ -82,7 +82,7 @@ def test_a_passing_task_walks_the_pipeline_and_lands_with_a_merge_commit(repo: P
     handle = git.Repo(repo)
     head = handle.heads.main.commit
     assert advanced.landing is not None and advanced.landing.commit == head.hexsha
-    assert [p.hexsha for p in head.parents][0] == main_before and len(head.parents) == 2
+    assert head.parents[0].hexsha == main_before and len(head.parents) == 2
     assert (repo / "mod.txt").read_text() == "fixed\n"  # the checkout followed the merge
     assert (repo / "notes.txt").read_text() == "the user's own uncommitted work\n"
     assert "orchestrator/T-1" not in [h.name for h in handle.heads]
