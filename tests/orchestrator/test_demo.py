@@ -4,6 +4,7 @@ milestone: routed, dispatched, verified passed, verified failed, escalated."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import git
@@ -103,3 +104,26 @@ def test_demo_gates_fall_back_to_unittest_without_pytest(monkeypatch: pytest.Mon
     without = parse_gates(demo_gates())
     assert without.gates["test-packing"].command == ["python", "-m", "unittest", "tests/test_packing.py"]
     assert list(without.gates) == ["syntax", "test-quant", "test-packing"]
+
+
+def test_demo_through_a_real_agent_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`demo --agent claude`: the same sprint, the real Claude Code CLI against the scripted model on 127.0.0.1."""
+    from bno_orchestrator.dispatch.clis import find_binary
+
+    root = Path(__file__).resolve().parents[2]
+    if find_binary("claude", root) is None:
+        pytest.skip("the claude CLI is not installed (make agent-clis installs it)")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "the-users-real-key")  # hidden from the demo's CLI
+    repo = tmp_path / "demo"
+    code = main(["demo", "--dir", str(repo), "--agent", "claude", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["ok"], summary["milestones"]
+    with Store.open(repo) as store:
+        finished = store.events(kind="dispatch.finished")
+        landed = store.events(kind="task.landed")
+    assert [e.payload["kind"] for e in finished] == ["claude"] * 3
+    assert all(e.payload["session_id"] and e.payload["error_kind"] is None for e in finished)
+    assert [e.task_id for e in landed] == [PASSING_TASK]
+    assert "max(sum(flat) / len(flat), EPS)" in (repo / "bitnet_lite" / "quant.py").read_text()
+    assert os.environ["ANTHROPIC_API_KEY"] == "the-users-real-key"  # restored after the demo
