@@ -68,3 +68,109 @@ def test_a_signal_stops_the_agent_group_and_records_an_interrupted_attempt(tmp_p
     logs = repo / ".orchestrator" / "logs" / "T-1"
     assert (logs / "1.log").is_file() and not [p.name for p in logs.iterdir() if p.name.startswith(".")]
     assert "interrupted" in (logs / "1.log").read_text()
+
+
+class StallingServer:
+    """Accepts connections on 127.0.0.1 and never answers: a model API that hangs mid-request."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.accepted: list[object] = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted.append(conn)  # held open, never answered
+
+    def close(self) -> None:
+        self.stopping = True
+        self.thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()  # type: ignore[attr-defined]
+        self.sock.close()
+
+
+def _agent_processes(worktree: Path) -> list[int]:
+    """Processes started for the attempt in ``worktree`` (their environment names it)."""
+    marker = f"ORCHESTRATOR_WORKTREE={worktree}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+CLI_ENV = {"claude": ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "", None),
+           "codex": ("OPENAI_BASE_URL", "OPENAI_API_KEY", "/v1", "gpt-5.5"),
+           "gemini": ("GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY", "", "gemini-2.5-flash"),
+           "aider": ("OPENAI_API_BASE", "OPENAI_API_KEY", "/v1", "openai/gpt-4o")}
+
+
+@pytest.mark.parametrize("kind", ["claude", "codex", "gemini", "aider"])
+def test_a_real_cli_killed_mid_run_leaves_no_process_and_an_interrupted_attempt(tmp_path: Path, kind: str) -> None:
+    from bno_orchestrator.dispatch.clis import find_binary
+
+    binary = find_binary(kind, ROOT)
+    if binary is None:
+        pytest.skip(f"the {kind} CLI is not installed (make agent-clis installs it)")
+    repo = make_repo(tmp_path / "repo")
+    agent = add_routed_task(repo)
+    url_env, key_env, suffix, model = CLI_ENV[kind]
+    options: dict[str, object] = {"binary": str(binary), "timeout": 120}
+    if model:
+        options["model"] = model
+    set_executor(repo, agent, kind, **options)
+    commit_all(repo, "executor")
+    server = StallingServer()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL", "_API_BASE"))}
+        env.update({"PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in ("foundation", "quality_gates", "orchestrator")),
+                    url_env: server.url + suffix, key_env: "scripted-key", "HOME": str(tmp_path / "home")})
+        proc = subprocess.Popen([sys.executable, "-m", "bno_orchestrator.cli", "--repo", str(repo), "dispatch", "T-1"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        worktree = repo / ".orchestrator" / "worktrees" / "T-1"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None and not _agent_processes(worktree):
+            time.sleep(0.2)
+        accepted = len(server.accepted)  # preflight's probe
+        while time.monotonic() < deadline and proc.poll() is None and len(server.accepted) <= accepted:
+            time.sleep(0.2)  # the CLI is mid-run once its model request hangs on the server
+        assert proc.poll() is None and _agent_processes(worktree), proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        server.close()
+    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    deadline = time.monotonic() + 10
+    while _agent_processes(worktree) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _agent_processes(worktree) == []  # the CLI and everything it started are gone
+    with Store.open(repo) as store:
+        finished = store.events(task_id="T-1", kind="dispatch.finished")
+        task = store.task("T-1")
+        verified = store.events(task_id="T-1", kind="gates.verified")
+    assert [(e.payload["interrupted"], e.payload["cause"]) for e in finished] == [(True, "SIGTERM")]
+    assert task.status.value == "in_development" and verified == []
+    logs = repo / ".orchestrator" / "logs" / "T-1"
+    assert "interrupted (SIGTERM)" in (logs / "1.log").read_text()
+    assert not [p.name for p in logs.iterdir() if p.name.startswith(".")]  # no half-written log left
