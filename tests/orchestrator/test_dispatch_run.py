@@ -214,3 +214,37 @@ def test_a_task_being_dispatched_is_locked(repo: Path) -> None:
         dispatch(repo, DispatchOptions(task_id="T-1"))
     with Store.open(repo) as store:
         assert store.task("T-1").status.value == "assigned"
+
+
+def test_a_failed_gate_names_its_log_and_its_last_lines(repo: Path) -> None:
+    agent = add_routed_task(repo)
+    use_tool(repo, agent, "break.py")
+    result = dispatch(repo, DispatchOptions(task_id="T-1"))
+    assert result.verification is not None and not result.verification.passed
+    assert "check failed" in result.verification.reason and "[log " in result.verification.reason
+    log = result.verification.reason.split("[log ", 1)[1].split(":", 1)[0]
+    assert Path(log).is_file() and "check" in Path(log).name
+
+
+def test_executor_override_takes_the_default_executors_options(repo: Path) -> None:
+    from bno_orchestrator.dispatch.run import executor_request
+
+    text = (repo / "workflows" / "dispatch.yaml").read_text()
+    (repo / "workflows" / "dispatch.yaml").write_text(
+        text.replace("  kind: claude", "  kind: codex", 1).replace("  options: {}", "  options: {model: gpt-5.5}", 1))
+    add_routed_task(repo)
+    config = load_config(repo)
+    with Store.open(repo) as store:
+        task = store.task("T-1")
+        override = executor_request(repo, store, config, task, DispatchOptions(task_id="T-1", executor="codex"))
+        other = executor_request(repo, store, config, task, DispatchOptions(task_id="T-1", executor="gemini"))
+    assert override.kind == "codex" and override.options["model"] == "gpt-5.5"
+    assert other.kind == "gemini" and other.options == {}
+
+
+def test_commands_refuse_a_directory_that_was_never_set_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    code = main(["--repo", str(bare), "status"])
+    assert code == 2 and "orchestrator init" in capsys.readouterr().err
+    assert not (bare / ".orchestrator").exists()  # no store made behind the user's back

@@ -31,9 +31,16 @@ def actor_of(args: argparse.Namespace) -> str:
 
 def open_store(args: argparse.Namespace) -> Store:
     """The target repository's store."""
+    from bno_orchestrator.paths import store_path
     from bno_orchestrator.store import Store
 
-    return Store.open(repo_from_args(args))
+    target = repo_from_args(args)
+    if not store_path(target).exists() and not (target / "workflows").is_dir() and not (target / "agents").is_dir():
+        from bno_orchestrator.errors import UserError
+
+        raise UserError(f"{target} is not set up for the orchestrator (no .orchestrator/state.db, workflows/ or "
+                        "agents/): run `orchestrator init` there first, or point --repo at a set-up repository")
+    return Store.open(target)
 
 
 def load(args: argparse.Namespace) -> Config:

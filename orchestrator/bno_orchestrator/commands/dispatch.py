@@ -34,7 +34,8 @@ def _print(result: Any) -> None:
     out.print(Text(result.task_id, style="bold") + Text(f" {result.title}: {result.agent} via {result.executor}, {head}"))
     out.print(f"  worktree: {result.worktree} (branch {result.branch}, base {result.base[:12]})", markup=False)
     if result.argv:
-        out.print(f"  argv: {' '.join(result.argv)}", markup=False)
+        shown = [item if len(item) <= 80 else f"{item[:60]}...({len(item)} chars)" for item in result.argv]
+        out.print(f"  argv: {' '.join(shown)}", markup=False)
     if result.dry_run:
         out.print("  prompt:")
         for line in (result.prompt or "").splitlines():
@@ -47,8 +48,9 @@ def _print(result: Any) -> None:
         out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}", markup=False)
         if outcome.error_kind:
             out.print(Text("  executor error", style="red") + Text(f": {outcome.error_kind}: {outcome.error or ''}"))
+        cost = None if outcome.cost_usd is None else f"${outcome.cost_usd:.4f}"
         stats = [f"{name} {value}" for name, value in (
-            ("cost $", outcome.cost_usd), ("input tokens", outcome.input_tokens),
+            ("cost", cost), ("input tokens", outcome.input_tokens),
             ("output tokens", outcome.output_tokens), ("turns", outcome.turns),
             ("session", outcome.session_id)) if value is not None]
         if stats:

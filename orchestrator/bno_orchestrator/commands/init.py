@@ -46,16 +46,20 @@ def _texts(source: Path, target: Path, profile: str, report: dict[str, Any]) -> 
 
 
 def _fit_agent(path: Path, components: set[str], gates: set[str]) -> str | None:
-    """The shipped agent at ``path`` with only the components and gates this repository has (None when it
-    names none that it lacks): an agent file must not point at this project's own components or gates."""
+    """The shipped agent at ``path`` with only the components and gates this repository has, and without this
+    project's own command allow-list (its ``tools.allow`` stays); None when nothing needs changing."""
     from bno_orchestrator.agents import dump_agent, load_agent
 
     spec = load_agent(path)
     kept_components = [c for c in spec.components if c in components]
     kept_gates = [g for g in spec.gates if g in gates]
-    if kept_components == list(spec.components) and kept_gates == list(spec.gates):
+    options = {k: v for k, v in spec.executor.options.items() if k != "allowedTools"}  # this project's commands
+    if (kept_components == list(spec.components) and kept_gates == list(spec.gates)
+            and options == spec.executor.options):
         return None
-    return dump_agent(spec.model_copy(update={"components": kept_components, "gates": kept_gates}))
+    executor = spec.executor.model_copy(update={"options": options})
+    return dump_agent(spec.model_copy(update={"components": kept_components, "gates": kept_gates,
+                                              "executor": executor}))
 
 
 def init_repo(target: Path, *, force: bool = False, profile: str = "auto") -> dict[str, Any]:

@@ -183,7 +183,8 @@ def _integrate(repo: Path, store: Store, config: Config, task: Task, tree: Path,
     result.stages.append(StageResult(state, None, None, "merge conflict"))
     _send_back(store, config, task, pipeline(config)[0],
                f"merging {target} into {wt.branch_name(task.id)} conflicts in {', '.join(merged.conflicts)}: "
-               "resolve them on the task branch", result)
+               f"dispatch it again (the agent's prompt names the conflict), or resolve it by hand in {tree} "
+               f"(`git merge {target}`, fix, commit) and run `orchestrator dispatch {task.id} --verify-only`", result)
     return False
 
 

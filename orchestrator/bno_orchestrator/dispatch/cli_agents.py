@@ -445,6 +445,7 @@ NETWORK = re.compile(r"unable to connect|connection ?refused|timed out|fetch fai
                      re.IGNORECASE)
 CLAUDE_API_ERRORS = {"authentication_failed": "not_logged_in", "rate_limit": "network", "server_error": "network"}
 CODEX_DENIED = re.compile(r"patch rejected|rejected by user approval", re.IGNORECASE)
+CODEX_TOOL_ERROR = re.compile(r"^\S*\s*ERROR codex_core::\S+: error=")  # any tool error codex logs
 
 
 def classify_message(message: str) -> str:
@@ -577,12 +578,13 @@ PARSERS = {"claude": parse_claude, "codex": parse_codex, "gemini": parse_gemini}
 
 
 def stderr_progress(kind: str, stderr: str) -> list[tuple[str, str]]:
-    """Progress records found in a finished run's stderr: codex logs a patch it refused (outside the
-    worktree) there only, as ``ERROR codex_core::...: error=patch rejected: ...``."""
+    """Progress records found in a finished run's stderr: codex logs its tool errors there only, as
+    ``ERROR codex_core::...: error=...`` (a patch refused outside the worktree, a tool call it does not
+    support)."""
     if kind != "codex":
         return []
     return [("error", line.split("error=", 1)[-1].strip()) for line in stderr.splitlines()
-            if CODEX_DENIED.search(line)]
+            if CODEX_DENIED.search(line) or CODEX_TOOL_ERROR.search(line)]
 
 
 def parse_outcome(kind: str, exit_code: int | None, stdout: str, stderr: str) -> CliResult:

@@ -252,6 +252,14 @@ def executor_request(repo: Path, store: Store, config: Config, task: Task,
     agent = config.agents.get(primary)
     if agent is None:
         raise NotFoundError(f"{task.id} is assigned to {primary!r}, which is not an agent of {config.root / 'agents'}")
+    if options.executor and options.executor != agent.executor.kind:
+        # --executor KIND: the repository's default options when KIND is the default executor's kind
+        from bno_orchestrator.agents import ExecutorSpec
+
+        default = config.dispatch.default_executor
+        chosen = dict(default.options) if default.kind == options.executor else {}
+        agent = agent.model_copy(update={"executor": ExecutorSpec(kind=options.executor,  # type: ignore[arg-type]
+                                                                  options=chosen)})
     attempt = 1 + len(store.events(task_id=task.id, kind=EventKind.DISPATCH_STARTED))
     logs = state_dir(repo) / "logs" / task.id
     return ExecutorRequest(options.executor or agent.executor.kind, agent, "", logs / f"{attempt}.prompt.md",

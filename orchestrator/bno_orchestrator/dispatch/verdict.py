@@ -86,7 +86,7 @@ def gate_verdict(repo: Path, worktree: Path, base: str, selection: Sequence[str]
     else:
         bad = [r for r in record.results if r.required and not r.ok]
         reason = f"gate run {record.run_id} failed: " + "; ".join(
-            f"{r.gate} {r.status}" + (f" ({r.reason})" if r.reason else "") for r in bad)
+            f"{r.gate} {r.status}" + (f" ({r.reason})" if r.reason else "") + _log_tail(r.log_path) for r in bad)
     return Verification(record.run_id, passed, reason, changed, gates, record.run_dir, ran=bool(record.results))
 
 
@@ -100,3 +100,15 @@ def escalate_task(store: Store, config: Config, task_id: str) -> list[Escalation
         for event in escalation_events(due):
             tx.append(event)
     return due
+
+
+def _log_tail(log_path: str | None, lines: int = 3) -> str:
+    """`` [log PATH: last lines]`` of a failed gate, so the cause shows where the verdict is read."""
+    if not log_path:
+        return ""
+    try:
+        text = Path(log_path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f" [log {log_path}]"
+    tail = " | ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())
+    return f" [log {log_path}: ...{tail[-300:]}]" if tail else f" [log {log_path}]"
