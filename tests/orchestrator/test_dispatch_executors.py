@@ -242,3 +242,20 @@ def test_the_cli_kinds_resume_with_their_own_syntax(tmp_path: Path) -> None:
     assert gemini[-2:] == ["--resume", "0199-abc"]
     with pytest.raises(UserError, match="a session id is"):
         build_argv(dataclasses.replace(request(tmp_path, "claude"), resume_session="../../etc"))
+
+
+def test_a_linked_worktree_finds_the_main_checkouts_agent_clis(tmp_path: Path) -> None:
+    import git
+
+    from bno_orchestrator.dispatch.clis import LOCAL_PREFIX, local_bin_dirs, main_checkout_of
+
+    main = tmp_path / "main"
+    handle = git.Repo.init(main, initial_branch="main")
+    (main / "f").write_text("x")
+    handle.index.add(["f"])
+    handle.index.commit("init", author=git.Actor("t", "t@x"), committer=git.Actor("t", "t@x"))
+    handle.git.worktree("add", str(tmp_path / "task"), "-b", "task")
+    assert main_checkout_of(tmp_path / "task") == main.resolve() and main_checkout_of(main) is None
+    dirs = local_bin_dirs(tmp_path / "task")
+    assert main.resolve() / LOCAL_PREFIX / "node_modules" / ".bin" in dirs
+    assert dirs[0] == tmp_path / "task" / LOCAL_PREFIX / "node_modules" / ".bin"  # its own first

@@ -52,9 +52,31 @@ BIN_DIR_ENV = "BNO_AGENT_BIN_DIR"  # extra directories searched first (os.pathse
 
 
 def local_bin_dirs(root: Path) -> list[Path]:
-    """Where ``setup.sh`` puts the CLIs in a checkout at ``root`` (npm's .bin, aider's venv bin)."""
-    prefix = root / LOCAL_PREFIX
-    return [prefix / "node_modules" / ".bin", prefix / "aider" / "bin"]
+    """Where ``setup.sh`` puts the CLIs in a checkout at ``root`` (npm's .bin, aider's venv bin); in a linked
+    worktree (a task's), also the main checkout's, so its tests see the same CLIs as the main checkout."""
+    roots = [root]
+    main = main_checkout_of(root)
+    if main is not None and main != root:
+        roots.append(main)
+    return [d for r in roots for d in (r / LOCAL_PREFIX / "node_modules" / ".bin", r / LOCAL_PREFIX / "aider" / "bin")]
+
+
+def main_checkout_of(root: Path) -> Path | None:
+    """The main checkout of the linked worktree at ``root`` (its ``.git`` file says ``gitdir:
+    MAIN/.git/worktrees/NAME``); None when ``root`` is no linked worktree. Reads one file, runs no git."""
+    marker = root / ".git"
+    if not marker.is_file():
+        return None
+    try:
+        text = marker.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    gitdir = (root / text[len("gitdir:"):].strip()).resolve()
+    if gitdir.parent.name != "worktrees":
+        return None
+    return gitdir.parent.parent.parent
 
 
 def search_path(extra: list[Path] | None = None) -> str:
