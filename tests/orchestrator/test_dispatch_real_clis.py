@@ -392,3 +392,28 @@ def test_each_cli_takes_a_task_from_assigned_to_done_with_the_change_merged(
         finished = store.events(task_id="T-1", kind=EventKind.DISPATCH_FINISHED)
     assert task.status.value == "done" and landed[0].payload["commit"] == head.hexsha
     assert finished[0].payload["error_kind"] is None and finished[0].payload["input_tokens"]
+
+
+def test_aider_that_claims_success_without_a_change_fails_verification(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    binary = find_binary("aider", ROOT)
+    if binary is None:
+        pytest.skip("aider is not installed (make agent-clis installs it)")
+    claim = "Fixed mod.txt; every test passes."
+    with ScriptedModelServer(Scenario([Reply(claim)])) as server:
+        _environment(tmp_path, monkeypatch, "codex", None, None)
+        monkeypatch.setenv("OPENAI_API_BASE", server.url + "/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        repo = make_repo(tmp_path / "repo")
+        agent = add_routed_task(repo)
+        set_executor(repo, agent, "aider", binary=str(binary), timeout=120, model=AIDER_MODEL, edit_format="whole")
+        git.Repo(repo).git.add(A=True)
+        git.Repo(repo).index.commit("executor")
+        config = _git_config(repo)
+        code, result, _ = _dispatch(repo, capsys)
+    outcome, verification = result["outcome"], result["verification"]
+    assert outcome["error_kind"] is None and claim in (outcome["final_message"] or "")
+    assert code != 0 and not verification["passed"] and "changed no file" in verification["reason"]
+    assert result["commit"] is None and result["status"] == "in_development"
+    assert _worktree_status(Path(result["worktree"])) == [] and _git_config(repo) == config
