@@ -28,6 +28,7 @@ def _print(result: Any) -> None:
     from rich.text import Text
 
     from bno_orchestrator.commands.advance import print_advance
+    from bno_orchestrator.money import usd
 
     out = console()
     head = f"attempt {result.attempt}" + (" (dry run: nothing recorded)" if result.dry_run else "")
@@ -48,7 +49,7 @@ def _print(result: Any) -> None:
         out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}", markup=False)
         if outcome.error_kind:
             out.print(Text("  executor error", style="red") + Text(f": {outcome.error_kind}: {outcome.error or ''}"))
-        cost = None if outcome.cost_usd is None else f"${outcome.cost_usd:.4f}"
+        cost = None if outcome.cost_usd is None else usd(outcome.cost_usd)
         stats = [f"{name} {value}" for name, value in (
             ("cost", cost), ("input tokens", outcome.input_tokens),
             ("output tokens", outcome.output_tokens), ("turns", outcome.turns),

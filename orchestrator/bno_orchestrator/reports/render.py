@@ -16,6 +16,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from bno_orchestrator.money import usd
 from bno_orchestrator.reports.charts import burnup_svg, velocity_svg
 from bno_orchestrator.reports.viewmodel import CostRow, WeeklyReport
 
@@ -59,13 +60,6 @@ def delta_pp(now: float | None, before: float | None) -> str:
     if now is None or before is None:
         return "n/a"
     return f"{signed(100 * (now - before), 1)} pp"
-
-
-def usd(value: float | None) -> str:
-    """``$1.23`` (``$0.0042`` under a cent, so a small cost never reads as nothing); ``unknown`` for None."""
-    if value is None:
-        return "unknown"
-    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
 
 
 def count(value: int | None) -> str:

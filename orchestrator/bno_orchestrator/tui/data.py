@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bno_orchestrator.errors import UserError
 from bno_orchestrator.events import EventKind
 from bno_orchestrator.models import Event, Task, TaskStatus
+from bno_orchestrator.money import usd
 from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.scoring import Score, explain_lines, rank, score_tasks
 from bno_orchestrator.workflow import Workflow, move_task
@@ -512,12 +513,6 @@ def _unknown(value: object | None, fmt: str = "{}") -> str:
     return "unknown" if value is None else fmt.format(value)
 
 
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
-
-
 def dispatch_lines(info: DispatchInfo) -> tuple[str, ...]:
     """The detail pane's lines for one attempt (plain text; the final message last, one line per line)."""
     when = f", started {info.started_at:%Y-%m-%d %H:%M} UTC" if info.started_at else ""
@@ -526,7 +521,7 @@ def dispatch_lines(info: DispatchInfo) -> tuple[str, ...]:
     if info.state not in ("running", "unfinished", "handoff"):
         tokens = (f"{_unknown(info.input_tokens, '{:,}')} in / {_unknown(info.output_tokens, '{:,}')} out"
                   if info.input_tokens is not None or info.output_tokens is not None else "unknown")
-        lines.append(f"cost {_usd(info.cost_usd)}, tokens {tokens}, turns {_unknown(info.turns)}")
+        lines.append(f"cost {usd(info.cost_usd)}, tokens {tokens}, turns {_unknown(info.turns)}")
         lines.append(f"duration {_unknown(info.duration, '{:.1f}s')}"
                      + (f", {info.changed_files} file(s) changed" if info.changed_files is not None else ""))
     if info.session_id:
