@@ -21,8 +21,6 @@ from bno_orchestrator.errors import UserError
 LIVE_KINDS = ("claude", "codex", "gemini")
 KEY = "demo-scripted-key"
 MODELS = {"claude": None, "codex": "gpt-5.5", "gemini": "gemini-2.5-flash"}
-BASE_URL_ENV = {"claude": "ANTHROPIC_BASE_URL", "codex": "OPENAI_BASE_URL", "gemini": "GOOGLE_GEMINI_BASE_URL"}
-KEY_ENV = {"claude": "ANTHROPIC_API_KEY", "codex": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,9 @@ def demo_steps(slice_files: dict[str, str], recipes: dict[str, tuple[str, str, s
 @contextlib.contextmanager
 def live_agent(kind: str, steps: list[object]) -> Iterator[LiveAgent]:
     """Start the scripted model server for ``kind`` and point the CLI's environment at it."""
-    from bno_orchestrator.dispatch.cli_agents import CREDENTIAL_ENV
+    from bno_orchestrator.dispatch.cli_agents import CREDENTIAL_ENV, LOGINS
     from bno_orchestrator.dispatch.clis import CLIS, find_binary
+    from bno_orchestrator.dispatch.preflight import BASE_URL_ENV
     from bno_orchestrator.scripted_model import Scenario, ScriptedModelServer
 
     if kind not in LIVE_KINDS:
@@ -73,7 +72,7 @@ def live_agent(kind: str, steps: list[object]) -> Iterator[LiveAgent]:
             for name in CREDENTIAL_ENV:
                 os.environ.pop(name, None)
             os.environ[BASE_URL_ENV[kind]] = url
-            os.environ[KEY_ENV[kind]] = KEY
+            os.environ[LOGINS[kind].key_env[0]] = KEY
             yield LiveAgent(kind, binary, url)
         finally:
             for name, value in saved.items():

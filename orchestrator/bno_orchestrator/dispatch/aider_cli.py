@@ -35,6 +35,7 @@ from bno_orchestrator.dispatch.cli_agents import (
     PASS_ENV,
     CliResult,
     classify_message,
+    model_of,
     state_dir,
     system_rules,
 )
@@ -56,12 +57,6 @@ WIDTH = "1000"  # COLUMNS: aider's console would wrap its lines at 80 columns
 
 def _state(request: ExecutorRequest) -> Path:
     return state_dir(request).absolute()
-
-
-def _model(request: ExecutorRequest) -> str | None:
-    value = request.options.get("model") or (request.agent.model if request.agent.executor.kind == request.kind
-                                             else None)
-    return str(value) if value else None
 
 
 def _int_option(request: ExecutorRequest, name: str, default: int, minimum: int = 0) -> int:
@@ -126,7 +121,7 @@ def build_argv(request: ExecutorRequest, binary: str, extra: list[str]) -> list[
             "--no-restore-chat-history", f"--chat-history-file={state / 'chat.history.md'}",
             f"--input-history-file={state / 'input.history'}", "--encoding=utf-8", f"--timeout={timeout:g}",
             f"--read={state / RULES_FILE}"]
-    model = _model(request)
+    model = model_of(request)
     if model:
         argv.append(f"--model={model}")
     for option, flag in (("edit_format", "--edit-format"), ("weak_model", "--weak-model")):

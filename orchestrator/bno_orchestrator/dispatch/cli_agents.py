@@ -130,7 +130,9 @@ def system_rules(request: ExecutorRequest) -> str:
             "verify your change: what you claim is not trusted.")
 
 
-def _model(request: ExecutorRequest) -> str | None:
+def model_of(request: ExecutorRequest) -> str | None:
+    """The model to ask the CLI for: ``executor.options.model``, else the agent's own (when the agent's
+    executor is this kind)."""
     value = request.options.get("model") or (request.agent.model if request.agent.executor.kind == request.kind
                                              else None)
     return str(value) if value else None
@@ -175,7 +177,7 @@ def build_cli_argv(request: ExecutorRequest, binary: str, extra: list[str]) -> l
     """The argv of a claude/codex/gemini run (no prompt in it: the prompt goes on stdin)."""
     from bno_orchestrator.dispatch.executors import _str_list
 
-    kind, model, agent = request.kind, _model(request), request.agent
+    kind, model, agent = request.kind, model_of(request), request.agent
     session = check_session_id(request)
     if kind == "claude":
         argv = [binary, "-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits",

@@ -47,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bno_orchestrator.dispatch.cli_agents import (
     CLI_KINDS,
+    CliResult,
     PreparedCli,
     build_cli_argv,
     max_turns,
@@ -342,12 +343,9 @@ def _run_aider(request: ExecutorRequest, argv: list[str], orchestrator_env: dict
     finally:
         removed = aider_cli.tidy(request.worktree, before)
     parsed = aider_cli.parse(outcome.exit_code, output, "")
-    if not outcome.timed_out:
-        outcome.error_kind, outcome.error = parsed.error_kind, parsed.error
-    outcome.cost_usd, outcome.input_tokens, outcome.output_tokens = parsed.cost_usd, parsed.input_tokens, \
-        parsed.output_tokens
-    outcome.turns, outcome.final_message = parsed.turns, parsed.message
-    outcome.state_dir = state_dir(request)
+    if outcome.timed_out:
+        parsed.error_kind, parsed.error = None, None  # a timeout is reported as such
+    _take_parsed(request, outcome, parsed)
     outcome.claim = parsed.message.strip()[-CLAIM_CHARS:] if parsed.message else outcome.claim
     if removed:
         outcome.extra["removed_from_worktree"] = removed
@@ -472,10 +470,7 @@ def _cli_outcome(request: ExecutorRequest, outcome: ExecutorOutcome, output: str
         parsed.error_kind, parsed.error = stop
     if outcome.timed_out:
         parsed.error_kind = None  # a timeout is reported as such; the gates judge what was done
-    outcome.error_kind, outcome.error, outcome.cost_usd = parsed.error_kind, parsed.error, parsed.cost_usd
-    outcome.input_tokens, outcome.output_tokens = parsed.input_tokens, parsed.output_tokens
-    outcome.turns, outcome.session_id, outcome.final_message = parsed.turns, parsed.session_id, parsed.message
-    outcome.state_dir = state_dir(request)
+    _take_parsed(request, outcome, parsed)
     # the claim is the agent's final message: the raw event stream is no claim
     outcome.claim = parsed.message.strip()[-CLAIM_CHARS:] if parsed.message else None
     if parsed.permission_denials:
@@ -488,6 +483,14 @@ def _cli_outcome(request: ExecutorRequest, outcome: ExecutorOutcome, output: str
         sink.emit("error", f"timed out after {timeout:g}s: the process group was killed")
     elif outcome.error_kind is not None:
         sink.emit("error", f"{outcome.error_kind}: {outcome.error or 'no message'}")
+
+
+def _take_parsed(request: ExecutorRequest, outcome: ExecutorOutcome, parsed: CliResult) -> None:
+    """What a CLI's output said (error kind, cost, tokens, turns, session, final message) into ``outcome``."""
+    outcome.error_kind, outcome.error, outcome.cost_usd = parsed.error_kind, parsed.error, parsed.cost_usd
+    outcome.input_tokens, outcome.output_tokens = parsed.input_tokens, parsed.output_tokens
+    outcome.turns, outcome.session_id, outcome.final_message = parsed.turns, parsed.session_id, parsed.message
+    outcome.state_dir = state_dir(request)
 
 
 def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, bool]:

@@ -45,6 +45,7 @@ from bno_orchestrator.dispatch.executors import ExecutorRequest, build_argv, che
 from bno_orchestrator.errors import UserError
 
 PREFLIGHT_ERROR_KINDS = ("not_installed", "not_logged_in", "network", "crash", "resume")
+PREFLIGHT_KINDS = (*CLI_KINDS, "aider")  # the executor kinds :func:`check_cli` checks in full
 DEFAULT_PROBE_TIMEOUT = 3.0
 VERSION_TIMEOUT = 30.0
 LOGIN_HELP = {
@@ -94,7 +95,7 @@ def check_cli(request: ExecutorRequest, repo_root: Path) -> list[str]:
     Executor kinds other than claude, codex and gemini are only checked for resuming (no notes).
     """
     check_resumable(request)
-    if request.kind not in (*CLI_KINDS, "aider"):
+    if request.kind not in PREFLIGHT_KINDS:
         return []
     notes: list[str] = []
     binary = _binary(request, repo_root)

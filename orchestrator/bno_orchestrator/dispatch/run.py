@@ -272,15 +272,16 @@ def preflight(repo: Path, request: ExecutorRequest) -> list[str]:
     login, a model endpoint that does not answer, a CLI whose version does not run, a session that cannot be
     resumed (:func:`bno_orchestrator.dispatch.preflight.check_cli`: a PreflightError, never a gate failure).
     The notes for the user (an untested version, a login file in use)."""
-    from bno_orchestrator.dispatch.preflight import check_cli
+    from bno_orchestrator.dispatch.preflight import PREFLIGHT_KINDS, check_cli
 
     if request.kind == MANUAL:
         return []
     request.effective_timeout()
     notes = check_cli(request, repo)
-    program = build_argv(request)[0]
-    if os.sep not in program:
-        require_binary(request.kind, program)
+    if request.kind not in PREFLIGHT_KINDS:  # shell: check_cli found no binary to look for
+        program = build_argv(request)[0]
+        if os.sep not in program:
+            require_binary(request.kind, program)
     return notes
 
 

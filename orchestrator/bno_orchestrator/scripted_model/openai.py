@@ -128,6 +128,16 @@ def _serve_models(path: str, respond: Responder) -> None:
         respond.json(200, {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "scripted"})
 
 
+def _answered_before_the_turn(request: ModelRequest, respond: Responder) -> bool:
+    """Answer what needs no model turn: a bad key (401) or the model list. True when answered."""
+    if not check_key(request, respond):
+        return True
+    if _is_models_path(request.method, request.path):
+        _serve_models(request.path, respond)
+        return True
+    return False
+
+
 def _is_models_path(method: str, path: str) -> bool:
     return method in ("GET", "HEAD") and (path.rstrip("/") in ("/v1/models", "/models")
                                           or path.startswith(("/v1/models/", "/models/")))
@@ -308,10 +318,7 @@ class OpenAIResponses:
 
     def handle(self, request: ModelRequest, scenario: Scenario, respond: Responder) -> None:
         """Answer one request (a main turn consumes a scenario step)."""
-        if not check_key(request, respond):
-            return
-        if _is_models_path(request.method, request.path):
-            _serve_models(request.path, respond)
+        if _answered_before_the_turn(request, respond):
             return
         body: dict[str, Any] = request.body if isinstance(request.body, dict) else {}
         if request.path.rstrip("/").endswith("/compact"):
@@ -431,10 +438,7 @@ class OpenAIChatCompletions:
 
     def handle(self, request: ModelRequest, scenario: Scenario, respond: Responder) -> None:
         """Answer one request (a main turn consumes a scenario step)."""
-        if not check_key(request, respond):
-            return
-        if _is_models_path(request.method, request.path):
-            _serve_models(request.path, respond)
+        if _answered_before_the_turn(request, respond):
             return
         body: dict[str, Any] = request.body if isinstance(request.body, dict) else {}
         request.main = not is_chat_side_request(body)
