@@ -197,8 +197,10 @@ def _run_stage(repo: Path, store: Store, task: Task, tree: Path, target: str, st
 
     handle = wt.open_repo(repo)
     head = git.Repo(tree).head.commit.hexsha
-    base = str(handle.git.merge_base(head, target)) if _shares_history(handle, head, target) else None
-    base = base or dispatch_base(store, task.id) or head
+    try:
+        base = str(handle.git.merge_base(head, target))
+    except git.GitCommandError:  # no shared history with the target: the dispatch base
+        base = dispatch_base(store, task.id) or head
     verification = gate_verdict(repo, tree, base, gates)
     result.stages.append(StageResult(state, verification, None))
     if not verification.ran:
@@ -208,16 +210,6 @@ def _run_stage(repo: Path, store: Store, task: Task, tree: Path, target: str, st
     record_verification(store, task.id, run_id=verification.run_id, passed=verification.passed, agent=agent,
                         reason=f"{state}: {verification.reason}", stage=state)
     return verification
-
-
-def _shares_history(handle: Any, head: str, target: str) -> bool:
-    import git
-
-    try:
-        handle.git.merge_base(head, target)
-        return True
-    except git.GitCommandError:
-        return False
 
 
 def _land(repo: Path, store: Store, config: Config, task: Task, tree: Path, target: str, state: str,
@@ -255,10 +247,9 @@ def _land(repo: Path, store: Store, config: Config, task: Task, tree: Path, targ
     result.landing = landed
     result.stages[-1].moved_to = done
     removed = deleted = False
-    if settings.remove_worktree:
-        removed = bool(wt.cleanup(repo, task.id)["removed"])
-    if settings.delete_branch and landed.strategy != "pr":
-        deleted = bool(wt.cleanup(repo, task.id, delete_branch=True)["branch_deleted"])
+    if settings.remove_worktree:  # a branch still checked out in its worktree cannot be deleted
+        report = wt.cleanup(repo, task.id, delete_branch=settings.delete_branch and landed.strategy != "pr")
+        removed, deleted = bool(report["removed"]), bool(report["branch_deleted"])
     how = f"opened {landed.pr_url}" if landed.pr_url else f"{landed.strategy} into {target} at {str(landed.commit)[:12]}"
     with store.write() as tx:
         from bno_orchestrator.workflow import move_in
