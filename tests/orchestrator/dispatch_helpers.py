@@ -105,3 +105,19 @@ def fake_cli(tmp_path: Path, monkeypatch: Any, name: str, body: str) -> Path:
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv(BIN_DIR_ENV, str(bin_dir))
     return fake
+
+
+def installed_cli(kind: str) -> Path:
+    """The agent CLI ``kind`` the orchestrator would run (``$BNO_AGENT_BIN_DIR``, this checkout's (or its main
+    checkout's) ``.agent-clis/``, then PATH); the test is skipped, saying where it looked, when it is absent."""
+    import pytest
+
+    from bno_orchestrator.dispatch.clis import BIN_DIR_ENV, find_binary, local_bin_dirs
+
+    root = Path(__file__).resolve().parents[2]
+    path = find_binary(kind, root)
+    if path is None:
+        where = ", ".join(str(d) for d in local_bin_dirs(root))
+        pytest.skip(f"the {kind} CLI is not installed in ${BIN_DIR_ENV}, {where} or PATH (make agent-clis "
+                    "installs it)")
+    return path

@@ -13,6 +13,7 @@ import pytest
 from bno_orchestrator.cli import main
 from bno_orchestrator.demo import BACKLOG, FAILING_TASK, PASSING_TASK, run_demo
 from bno_orchestrator.store import Store
+from tests.orchestrator.dispatch_helpers import installed_cli
 
 
 def test_demo_sprint_records_every_milestone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,11 +110,7 @@ def test_demo_gates_fall_back_to_unittest_without_pytest(monkeypatch: pytest.Mon
 def test_demo_through_a_real_agent_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """`demo --agent claude`: the same sprint, the real Claude Code CLI against the scripted model on 127.0.0.1."""
-    from bno_orchestrator.dispatch.clis import find_binary
-
-    root = Path(__file__).resolve().parents[2]
-    if find_binary("claude", root) is None:
-        pytest.skip("the claude CLI is not installed (make agent-clis installs it)")
+    installed_cli("claude")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "the-users-real-key")  # hidden from the demo's CLI
     repo = tmp_path / "demo"
     code = main(["demo", "--dir", str(repo), "--agent", "claude", "--json"])

@@ -20,10 +20,10 @@ import pytest
 
 from bno_orchestrator.agents import AgentSpec, ExecutorSpec
 from bno_orchestrator.dispatch import aider_cli
-from bno_orchestrator.dispatch.clis import BIN_DIR_ENV, find_binary, local_bin_dirs
 from bno_orchestrator.dispatch.executors import ExecutorRequest
 from bno_orchestrator.errors import ConfigError
 from bno_orchestrator.scripted_model import Scenario, ScriptedModelServer, WriteFile
+from tests.orchestrator.dispatch_helpers import installed_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data" / "aider"
@@ -208,11 +208,7 @@ def test_environment_is_isolated_and_passes_credentials(tmp_path: Path, monkeypa
 
 @pytest.fixture(scope="module")
 def aider_binary() -> Path:
-    path = find_binary("aider", ROOT)
-    if path is None:
-        pytest.skip(f"aider is not installed in ${BIN_DIR_ENV} or {local_bin_dirs(ROOT)[1]} (scripts/setup.sh "
-                    "installs it)")
-    return path
+    return installed_cli("aider")
 
 
 def test_every_flag_is_one_aider_knows(aider_binary: Path, tmp_path: Path) -> None:

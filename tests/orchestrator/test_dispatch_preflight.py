@@ -16,11 +16,11 @@ import pytest
 from bno_orchestrator.agents import AgentSpec, ExecutorSpec
 from bno_orchestrator.dispatch import clis
 from bno_orchestrator.dispatch.cli_agents import LOGINS, isolated_login_path, prepare_cli, state_dir
-from bno_orchestrator.dispatch.clis import BIN_DIR_ENV, CLIS, find_binary
+from bno_orchestrator.dispatch.clis import BIN_DIR_ENV, CLIS
 from bno_orchestrator.dispatch.executors import ExecutorRequest
 from bno_orchestrator.dispatch.preflight import PreflightError, check_cli
 from bno_orchestrator.errors import ConfigError, UserError
-from tests.orchestrator.dispatch_helpers import fake_cli
+from tests.orchestrator.dispatch_helpers import fake_cli, installed_cli
 from tests.orchestrator.test_dispatch_real_clis import ALL_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,8 +66,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, version_out
 def test_the_installed_clis_pass_preflight_at_their_tested_version(kind: str, tmp_path: Path, home: Path,
                                                                    listener: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    if find_binary(kind, ROOT) is None:
-        pytest.skip(f"the {kind} CLI is not installed (scripts/setup.sh installs it)")
+    installed_cli(kind)
     monkeypatch.setenv(KEY_ENV[kind], "key")
     monkeypatch.setenv(URL_ENV[kind], listener)
     assert check_cli(request(tmp_path, kind), tmp_path) == []  # found, logged in, reachable, the tested version

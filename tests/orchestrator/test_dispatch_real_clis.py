@@ -23,13 +23,18 @@ import pytest
 
 from bno_orchestrator.agents import AgentSpec, ExecutorSpec, ToolPolicy
 from bno_orchestrator.cli import main
-from bno_orchestrator.dispatch.clis import BIN_DIR_ENV, find_binary, local_bin_dirs
 from bno_orchestrator.dispatch.executors import ExecutorRequest, run_executor
 from bno_orchestrator.dispatch.progress import Progress, progress_path, read_progress
 from bno_orchestrator.events import EventKind
 from bno_orchestrator.scripted_model import Reply, Scenario, ScriptedModelServer, WriteFile
 from bno_orchestrator.store import Store
-from tests.orchestrator.dispatch_helpers import add_routed_task, main_state, make_repo, set_executor
+from tests.orchestrator.dispatch_helpers import (
+    add_routed_task,
+    installed_cli,
+    main_state,
+    make_repo,
+    set_executor,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "scripted-key"
@@ -45,11 +50,7 @@ ALL_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "C
 @pytest.fixture(params=["claude", "codex", "gemini"])
 def cli(request: pytest.FixtureRequest) -> tuple[str, Path]:
     kind = str(request.param)
-    path = find_binary(kind, ROOT)
-    if path is None:
-        pytest.skip(f"the {kind} CLI is not installed in ${BIN_DIR_ENV} or {local_bin_dirs(ROOT)[0]} "
-                    "(scripts/setup.sh installs it)")
-    return kind, path
+    return kind, installed_cli(kind)
 
 
 def _environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, url: str | None,
@@ -325,9 +326,7 @@ LOGIN_FILES = {
 def test_a_user_logged_in_through_the_cli_works_in_the_isolated_state(kind: str, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    binary = find_binary(kind, ROOT)
-    if binary is None:
-        pytest.skip(f"the {kind} CLI is not installed (scripts/setup.sh installs it)")
+    binary = installed_cli(kind)
     relative, content = LOGIN_FILES[kind]
     login = tmp_path / "user-home" / relative
     login.parent.mkdir(parents=True)
@@ -353,10 +352,7 @@ def test_each_cli_takes_a_task_from_assigned_to_done_with_the_change_merged(
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """`orchestrator dispatch --next` as a user runs it: the agent edits, the gates verify, the pipeline's gates
     pass, the branch is merged into main, the worktree and branch are gone."""
-    binary = find_binary(kind, ROOT)
-    if binary is None:
-        pytest.skip(f"the {kind} CLI is not installed in ${BIN_DIR_ENV} or {local_bin_dirs(ROOT)} "
-                    "(make agent-clis installs it)")
+    binary = installed_cli(kind)
     with ScriptedModelServer(Scenario([WriteFile("mod.txt", "fixed\n"), Reply("mod.txt now says fixed")])) as server:
         if kind == "aider":
             _environment(tmp_path, monkeypatch, "codex", None, None)
@@ -397,9 +393,7 @@ def test_each_cli_takes_a_task_from_assigned_to_done_with_the_change_merged(
 def test_aider_that_claims_success_without_a_change_fails_verification(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    binary = find_binary("aider", ROOT)
-    if binary is None:
-        pytest.skip("aider is not installed (make agent-clis installs it)")
+    binary = installed_cli("aider")
     claim = "Fixed mod.txt; every test passes."
     with ScriptedModelServer(Scenario([Reply(claim)])) as server:
         _environment(tmp_path, monkeypatch, "codex", None, None)

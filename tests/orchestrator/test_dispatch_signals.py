@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from bno_orchestrator.store import Store
-from tests.orchestrator.dispatch_helpers import add_routed_task, commit_all, make_repo, set_executor
+from tests.orchestrator.dispatch_helpers import (
+    add_routed_task,
+    commit_all,
+    installed_cli,
+    make_repo,
+    set_executor,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # an agent that starts a grandchild, says where both are, then waits forever
@@ -128,11 +134,7 @@ CLI_ENV = {"claude": ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "", None),
 
 @pytest.mark.parametrize("kind", ["claude", "codex", "gemini", "aider"])
 def test_a_real_cli_killed_mid_run_leaves_no_process_and_an_interrupted_attempt(tmp_path: Path, kind: str) -> None:
-    from bno_orchestrator.dispatch.clis import find_binary
-
-    binary = find_binary(kind, ROOT)
-    if binary is None:
-        pytest.skip(f"the {kind} CLI is not installed (make agent-clis installs it)")
+    binary = installed_cli(kind)
     repo = make_repo(tmp_path / "repo")
     agent = add_routed_task(repo)
     url_env, key_env, suffix, model = CLI_ENV[kind]

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from bno_orchestrator.dispatch.clis import find_binary
 from bno_orchestrator.scripted_model import HttpFailure, Reply, Scenario, ScriptedModelServer, WriteFile
 from bno_orchestrator.scripted_model.anthropic import (
     AnthropicMessages,
@@ -26,6 +25,7 @@ from bno_orchestrator.scripted_model.anthropic import (
     is_main_turn,
     working_directory,
 )
+from tests.orchestrator.dispatch_helpers import installed_cli
 
 KEY = "test-anthropic-key"
 HTTP_TIMEOUT = 10
@@ -262,11 +262,7 @@ def test_official_anthropic_client(tmp_path: Path) -> None:
 
 @pytest.fixture
 def claude() -> Path:
-    path = find_binary("claude", Path(__file__).resolve().parents[2])
-    if path is None:
-        pytest.skip("the Claude Code CLI is not installed ($BNO_AGENT_BIN_DIR, .agent-clis/ or PATH; "
-                    "make agent-clis installs it)")
-    return path
+    return installed_cli("claude")
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from bno_orchestrator.dispatch.cli_agents import json_objects
-from bno_orchestrator.dispatch.clis import find_binary
 from bno_orchestrator.scripted_model import HttpFailure, Reply, Scenario, ScriptedModelServer, WriteFile
 from bno_orchestrator.scripted_model.gemini import (
     GeminiGenerateContent,
@@ -29,6 +28,7 @@ from bno_orchestrator.scripted_model.gemini import (
     is_main_turn,
     split_path,
 )
+from tests.orchestrator.dispatch_helpers import installed_cli
 
 KEY = "test-gemini-key"
 MODEL = "gemini-2.5-flash"
@@ -267,11 +267,7 @@ def test_path_parsing_and_main_turn_detection() -> None:
 
 @pytest.fixture
 def gemini() -> Path:
-    path = find_binary("gemini", Path(__file__).resolve().parents[2])
-    if path is None:
-        pytest.skip("the Gemini CLI is not installed ($BNO_AGENT_BIN_DIR, .agent-clis/ or PATH; "
-                    "make agent-clis installs it)")
-    return path
+    return installed_cli("gemini")
 
 
 @pytest.fixture
