@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 
 
-.PHONY: setup agent-clis demo test lint
+.PHONY: setup agent-clis dev-tools demo test lint
 setup:
 	@bash scripts/setup.sh
 
@@ -10,10 +10,14 @@ setup:
 agent-clis: setup
 	@bash scripts/install_agent_clis.sh
 
+# lefthook, husky and actionlint at tested versions, in .dev-tools/ (the gate tests run them beside ours)
+dev-tools: setup
+	@bash scripts/install_dev_tools.sh
+
 demo: setup
 	@bash scripts/demo.sh
 
-test: setup agent-clis
+test: setup agent-clis dev-tools
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: setup
