@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,22 +27,46 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux ``/proc``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: the classic read-by-setting, restored at once
+    os.umask(mask)
+    return mask
+
+
+def file_mode_for(path: Path, mode: int | None = None) -> int:
+    """The mode a rewritten ``path`` gets: ``mode`` when given (then masked by the umask like any new
+    file), else the existing file's mode, else what ``open()`` would give a new file (0666 minus umask)."""
+    if mode is not None:
+        return mode & ~current_umask()
+    with contextlib.suppress(FileNotFoundError):
+        info = os.stat(path)
+        if stat.S_ISREG(info.st_mode):
+            return stat.S_IMODE(info.st_mode)
+    return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``; returns ``path``.
 
-    The parent folder is created if missing; ``mode`` (e.g. ``0o755`` for a hook script) is set on the
-    temporary file before it is moved into place.
+    The parent folder is created if missing. The file keeps the mode of the file it replaces, or gets the
+    mode a plain ``open()`` would give under the user's umask; ``mode`` (e.g. ``0o755`` for a hook
+    script) asks for another, still masked by the umask. Secrets pass ``mode=0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    final_mode = file_mode_for(path, mode)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, final_mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -65,12 +90,14 @@ def write_files_atomically(files: Mapping[Path, str]) -> None:
     try:
         for target, text in files.items():
             target.parent.mkdir(parents=True, exist_ok=True)
+            final_mode = file_mode_for(target)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             staged.append((tmp, target))
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(tmp, final_mode)
         for tmp, target in staged:
             os.replace(tmp, target)
         staged = []

@@ -16,6 +16,7 @@ import datetime as _dt
 import json
 import os
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -62,8 +63,14 @@ def log_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
-        path = Path(tempfile.gettempdir()) / "bitnet-orchestrator"
-        path.mkdir(parents=True, exist_ok=True)
+        # the shared temporary folder: a per-user name, created 0700 and refused if someone planted it
+        path = Path(tempfile.gettempdir()) / f"bitnet-orchestrator-{os.getuid()}"
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            info = os.lstat(path)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+                raise OSError(f"{path} is not a private folder of this user: crash log not written") from None
     return path
 
 
@@ -72,7 +79,10 @@ def write_crash_log(program: str, exc: BaseException) -> Path:
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
     path = log_dir() / f"{program}-crash-{stamp}-{os.getpid()}.log"
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    path.write_text(f"{program} {' '.join(sys.argv[1:])}\n\n{text}", encoding="utf-8")
+    # O_EXCL|O_NOFOLLOW: never write through a link someone planted under the expected name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{program} {' '.join(sys.argv[1:])}\n\n{text}")
     return path
 
 

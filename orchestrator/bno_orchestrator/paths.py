@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bno_foundation.repo import find_repo_root
+from bno_foundation.repo import contained_path, find_repo_root
 from bno_quality_gates import STATE_DIR_NAME, STORE_FILE_NAME
 
 __all__ = ["STATE_DIR_NAME", "STORE_FILE_NAME", "config_root", "data_root", "find_repo_root", "gates_file", "state_dir",
@@ -12,8 +12,8 @@ __all__ = ["STATE_DIR_NAME", "STORE_FILE_NAME", "config_root", "data_root", "fin
 
 
 def state_dir(repo: Path) -> Path:
-    """``REPO/.orchestrator``: the store, gate records and caches."""
-    return repo / STATE_DIR_NAME
+    """``REPO/.orchestrator``: the store, gate records and caches (refused when it links outside REPO)."""
+    return contained_path(repo, STATE_DIR_NAME)
 
 
 def store_path(repo: Path) -> Path:
