@@ -15,6 +15,7 @@ weights (straight-through fake quantization), ``"inference"`` packed 2-bit weigh
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,22 @@ FUSED_PROJECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 _REQUIRED_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+
+# Upper bounds checked before anything is allocated: a config is untrusted input, and one that asks for a
+# billion layers must be an error, not an hour of allocation. Each is far above any published model
+# (2B4T: vocab 128,256, hidden 2,560, intermediate 6,912, 30 layers, 20 heads, head_dim 128, 4,096 positions).
+SIZE_LIMITS: dict[str, int] = {
+    "vocab_size": 1 << 22,
+    "hidden_size": 1 << 16,
+    "intermediate_size": 1 << 18,
+    "num_hidden_layers": 1 << 10,
+    "num_attention_heads": 1 << 10,
+    "num_key_value_heads": 1 << 10,
+    "max_position_embeddings": 1 << 22,
+    "head_dim": 1 << 11,
+}
+#: The most parameters a config may describe (10x the largest ternary models published).
+MAX_PARAMETERS = 1_000_000_000_000
 
 
 @dataclass
@@ -72,10 +89,17 @@ class BitNetConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{path}: field {name!r} must be a positive integer, got {value!r}")
-        for name in ("rms_norm_eps", "rope_theta"):
+            if value > SIZE_LIMITS[name]:
+                raise ConfigError(f"{path}: field {name!r} is {value:,}, above the limit of {SIZE_LIMITS[name]:,}")
+        for name in ("rms_norm_eps", "rope_theta", "initializer_range"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{path}: field {name!r} must be a positive number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{path}: field {name!r} must be a positive finite number, got {value!r}")
+        parameters = self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2) + (
+            self.num_hidden_layers * sum(o * i for o, i in self.linear_shapes().values()))
+        if parameters > MAX_PARAMETERS:
+            raise ConfigError(f"{path}: the config describes {parameters:,} parameters, above the limit of "
+                              f"{MAX_PARAMETERS:,} (check hidden_size, intermediate_size and num_hidden_layers)")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError(
                 f"{path}: field 'num_key_value_heads' ({self.num_key_value_heads}) must divide "

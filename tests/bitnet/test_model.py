@@ -44,6 +44,14 @@ def test_2b4t_shape_has_the_kernel_benchmarks_matmuls() -> None:
         ({"hidden_act": "silu"}, "hidden_act"),
         ({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1.0}}, "rope_type"),
         ({"vocab_size": -5}, "vocab_size"),
+        # untrusted sizes are bounded before anything is allocated
+        ({"num_hidden_layers": 1_000_000_000}, "num_hidden_layers"),
+        ({"num_hidden_layers": 1e9}, "num_hidden_layers"),
+        ({"vocab_size": 1 << 40}, "vocab_size"),
+        ({"rms_norm_eps": float("nan")}, "rms_norm_eps"),
+        ({"rope_parameters": {"rope_type": "default", "rope_theta": float("inf")}}, "rope_theta"),
+        ({"hidden_size": 16_384, "intermediate_size": 262_144, "num_hidden_layers": 1024,
+          "num_attention_heads": 128, "num_key_value_heads": 128}, "parameters"),
     ],
 )
 def test_config_errors_name_file_and_field(tiny_config: BitNetConfig, change: dict[str, object], field: str) -> None:
