@@ -176,3 +176,49 @@ def test_a_real_cli_killed_mid_run_leaves_no_process_and_an_interrupted_attempt(
     logs = repo / ".orchestrator" / "logs" / "T-1"
     assert "interrupted (SIGTERM)" in (logs / "1.log").read_text()
     assert not [p.name for p in logs.iterdir() if p.name.startswith(".")]  # no half-written log left
+
+
+def test_kill_9_of_the_orchestrator_leaves_nothing_a_second_dispatch_does_not_reap(tmp_path: Path) -> None:
+    """The orchestrator killed outright: the agent gets SIGTERM from the kernel (parent-death signal); its
+    grandchild, which moved to its own session, is found by the next dispatch of the task (it carries the
+    attempt's worktree in its environment), stopped, and the open attempt is recorded as interrupted."""
+    repo = make_repo(tmp_path / "repo")
+    agent = add_routed_task(repo)
+    escaping = AGENT.replace('[sys.executable, "-c", "import time; time.sleep(600)"]',
+                             '[sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"]')
+    (repo / "tools" / "hang.py").write_text(escaping)
+    set_executor(repo, agent, "shell", argv=["python", "{worktree}/tools/hang.py", "{worktree}"], timeout=300)
+    commit_all(repo, "hanging agent whose child escapes to its own session")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / d) for d in
+                                                         ("foundation", "quality_gates", "orchestrator"))}
+    command = [sys.executable, "-m", "bno_orchestrator.cli", "--repo", str(repo), "dispatch", "T-1"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids_file = repo / ".orchestrator" / "worktrees" / "pids"
+    deadline = time.monotonic() + 60
+    while not pids_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert pids_file.exists(), proc.communicate(timeout=30)
+    agent_pid, child_pid = (int(p) for p in pids_file.read_text().split())
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while _alive(agent_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(agent_pid)  # the parent-death signal reached the agent
+    assert _alive(child_pid)  # ... but not what it started in another session: only the next dispatch can
+    with Store.open(repo) as store:
+        assert store.events(task_id="T-1", kind="dispatch.finished") == []
+    worktree = repo / ".orchestrator" / "worktrees" / "T-1"
+    (worktree / "tools" / "hang.py").write_text("print('done quickly')\n")  # the second attempt ends at once
+    pids_file.unlink()
+    second = subprocess.run([*command, "--no-verify"], env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, (second.stdout, second.stderr)
+    assert "left open by an orchestrator that died" in second.stdout + second.stderr
+    deadline = time.monotonic() + 10
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child_pid)
+    with Store.open(repo) as store:
+        finished = store.events(task_id="T-1", kind="dispatch.finished")
+    assert [(e.payload["attempt"], e.payload.get("interrupted", False)) for e in finished] == [(1, True), (2, False)]
+    assert finished[0].payload["cause"] == "orchestrator died"

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from bno_foundation.processes import parent_death_signal
 from bno_orchestrator.dispatch.cli_agents import (
     CLI_KINDS,
     CliResult,
@@ -397,9 +398,13 @@ def _run_logged(request: ExecutorRequest, argv: list[str], env: dict[str, str], 
         log.flush()
         body_start = log.tell()
         try:
+            # its own session (a signal to ours does not reach it: we stop its group ourselves), and SIGTERM
+            # from the kernel if this process dies without that chance (kill -9); the next dispatch of the
+            # task stops anything still left (dispatch.leftover)
             proc = subprocess.Popen(argv, cwd=request.worktree, env=env, stdin=stdin,
                                     stdout=subprocess.PIPE if cli else log,
-                                    stderr=err if cli else subprocess.STDOUT, start_new_session=True)
+                                    stderr=err if cli else subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=parent_death_signal())
         except OSError as exc:
             partial.unlink(missing_ok=True)
             err_file.unlink(missing_ok=True)

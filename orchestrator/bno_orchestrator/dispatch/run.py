@@ -50,6 +50,7 @@ from bno_orchestrator.dispatch.executors import (
     resolve_argv,
     run_executor,
 )
+from bno_orchestrator.dispatch.leftover import reap_leftover
 from bno_orchestrator.dispatch.prompt import build_context, render_prompt
 from bno_orchestrator.dispatch.verdict import Verification, escalate_task, gate_verdict
 from bno_orchestrator.errors import NotFoundError, UserError
@@ -463,6 +464,7 @@ def verify_only(repo: Path, store: Store, config: Config, task: Task, request: E
     """``--verify-only``: verify the task's worktree as it is (after a manual hand-off), against the base
     of its last dispatch; the attempt verified is the last one started."""
     with task_lock(repo, task.id):
+        reap_leftover(store, task.id)  # never verify a tree an orphaned agent may still be writing
         path = wt.find_worktree(repo, task.id)
         if path is None:
             raise UserError(f"{task.id} has no worktree to verify (dispatch it first)")
@@ -513,6 +515,9 @@ def _dispatch(repo: Path, options: DispatchOptions, config: Config, store: Store
         request = dataclasses.replace(request, resume_session=resume_session(store, task, request.kind))
     notes = preflight(repo, request)  # nothing is made or recorded before this check
     with task_lock(repo, task.id):
+        leftover = reap_leftover(store, task.id)  # an attempt whose orchestrator died: stop what it left
+        if leftover is not None:
+            notes.append(leftover)
         tree = wt.ensure_worktree(repo, task.id, options.base)
         plan = make_plan(repo, store, config, task, score, request, tree)
         argv = prepare(plan)
