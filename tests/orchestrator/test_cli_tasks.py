@@ -130,7 +130,9 @@ def test_export_and_import_commands(cli: Cli) -> None:
     assert path == cli.repo / "tasks.yaml" and exported["tasks"] == 1
     path.write_text(path.read_text().replace("title: one", "title: one, edited"))
     dry = cli.json("import", str(path), "--dry-run")
-    assert dry["edited"] == {"T-0001": ["title"]}
+    assert dry["edited"] == {"T-0001": {"title": {"old": "one", "new": "one, edited"}}}
+    code, out, _ = cli.run("import", str(path), "--dry-run")
+    assert code == 0 and "edit T-0001 title: 'one' -> 'one, edited'" in out
     assert cli.json("task", "show", "T-0001")["task"]["title"] == "one"
     cli.json("import", str(path))
     assert cli.json("task", "show", "T-0001")["task"]["title"] == "one, edited"

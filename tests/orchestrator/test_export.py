@@ -39,8 +39,10 @@ def test_round_trip_into_a_fresh_store(tmp_path: Path) -> None:
         assert report.created == ["T-0001", "T-0002"]
         copy = target.projection()
         assert copy["T-0001"].status == TaskStatus.BLOCKED
-        assert copy["T-0001"].blocked_from == original["T-0001"].blocked_from
-        assert dump_export(list(copy.values())) == dump_export(list(original.values()))
+        # a new task starts in the backlog and makes one legal move: its history here is backlog -> blocked
+        assert copy["T-0001"].blocked_from == TaskStatus.BACKLOG != original["T-0001"].blocked_from
+        restored = [t.model_copy(update={"blocked_from": original[t.id].blocked_from}) for t in copy.values()]
+        assert dump_export(restored) == dump_export(list(original.values()))
         again = import_tasks(target, shipped_workflow(), out, actor="human:b")
         assert again.unchanged == ["T-0001", "T-0002"] and again.events == 0
 
@@ -58,7 +60,7 @@ def test_edits_and_moves_are_applied_in_one_transaction(tmp_path: Path) -> None:
         count = store.event_count()
         assert dry.events == 3 and store.event_count() == count
         report = import_tasks(store, shipped_workflow(), out, actor="human:a")
-        assert report.edited == {"T-0002": ["title"]} and report.moved == {"T-0001": ("blocked", "assigned")}
+        assert report.edited == {"T-0002": {"title": ("build", "build it")}} and report.moved == {"T-0001": ("blocked", "assigned")}
         assert report.created == ["NEW-1"] and store.event_count() == count + 3
         assert store.task("T-0002").title == "build it"
 
@@ -106,3 +108,43 @@ def test_bad_files_are_refused_whole_with_their_location(tmp_path: Path) -> None
 
         assert store.event_count() == count
         assert store.task("T-0002").title == "build"
+
+
+def test_a_partial_entry_changes_only_the_fields_it_names(tmp_path: Path) -> None:
+    with _seeded(tmp_path / "a.db") as store:
+        store_before = store.task("T-0001")
+        partial = tmp_path / "partial.yaml"
+        partial.write_text("version: 1\ntasks:\n  - id: T-0001\n    title: design\n    impact: 3\n")
+        dry = import_tasks(store, shipped_workflow(), partial, actor="human:a", dry_run=True)
+        assert dry.edited == {"T-0001": {"impact": (5, 3)}} and dry.moved == {}
+        assert dry.lines() == ["edit T-0001 impact: 5 -> 3"]
+        import_tasks(store, shipped_workflow(), partial, actor="human:a")
+        after = store.task("T-0001")
+    assert after.impact == 3
+    assert (after.status, after.labels, after.description) == (store_before.status, ["api"], "two\nlines")
+
+
+def test_an_import_cannot_create_a_task_past_the_workflow(tmp_path: Path) -> None:
+    with _seeded(tmp_path / "a.db") as store:
+        count = store.event_count()
+        bad = tmp_path / "done.yaml"
+        bad.write_text("version: 1\ntasks:\n  - id: X-1\n    title: shipped already\n    status: done\n")
+        with pytest.raises(ConfigError) as info:
+            import_tasks(store, shipped_workflow(), bad, actor="human:a")
+        assert (info.value.line, info.value.field) == (5, "tasks.0.status")
+        assert "backlog -> done" in str(info.value) and store.event_count() == count
+        ok = tmp_path / "assigned.yaml"
+        ok.write_text("version: 1\ntasks:\n  - id: X-2\n    title: routed\n    status: assigned\n")
+        report = import_tasks(store, shipped_workflow(), ok, actor="human:a")
+        assert report.created == ["X-2"] and report.moved == {"X-2": ("backlog", "assigned")}
+        kinds = [e.kind for e in store.events(task_id="X-2")]
+    assert kinds == ["task.created", "task.moved"]
+
+
+def test_unknown_agents_are_refused_with_the_known_ones_listed(tmp_path: Path) -> None:
+    with _seeded(tmp_path / "a.db") as store:
+        bad = tmp_path / "agents.yaml"
+        bad.write_text("version: 1\ntasks:\n  - id: T-0002\n    title: build\n    assignees: [nobody]\n")
+        with pytest.raises(ConfigError) as info:
+            import_tasks(store, shipped_workflow(), bad, actor="human:a", known_agents={"alice", "bob"})
+    assert info.value.field == "tasks.0.assignees.0" and "the agents are: alice, bob" in str(info.value)

@@ -40,14 +40,19 @@ def run_import(args: argparse.Namespace) -> int:
     path = Path(args.path) if Path(args.path).is_absolute() else Path.cwd() / args.path
     with open_store(args) as store:
         report = import_tasks(store, config.workflow, path, actor=actor_of(args), dry_run=args.dry_run,
-                              known_types=config.task_types, known_components=config.components)
+                              known_types=config.task_types, known_components=config.components,
+                              known_agents=set(config.agents))
     if args.json:
         print_json({"dry_run": args.dry_run, **report.as_json()})
         return 0
     verb = "would import" if args.dry_run else "imported"
-    console().print(
+    out = console()
+    for line in report.lines():
+        out.print(line, markup=False, highlight=False)
+    out.print(
         f"{verb} {path}: {len(report.created)} created, {len(report.edited)} edited, "
-        f"{len(report.moved)} moved, {len(report.unchanged)} unchanged ({report.events} events)"
+        f"{len(report.moved)} moved, {len(report.unchanged)} unchanged ({report.events} events)",
+        markup=False, highlight=False,
     )
     return 0
 
