@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 from pydantic import BaseModel
 
@@ -76,9 +78,23 @@ def test_variables_are_documented() -> None:
         "plain text\n",
         "GitHub: ${{ secrets.TOKEN }} and {% raw %} and {# x #}\n",
         "tricky {% endraw %} inside {{ x }}\n",
+        # escapes of the old {% raw %} wrapping: none may run as a template
+        "{%endraw%}{{ range(10**9)|list }}\n",
+        "{%- endraw -%}{% for x in range(99999999) %}{% endfor %}",
+        "{% endraw %}{{ task }}{{ agent.body }}",
+        "{{{ {%% {## }}} %}}",
+        "{{ '{' }}",
     ],
 )
 def test_protected_text_renders_verbatim(text: str) -> None:
+    protected = protect_literal(text)
+    assert render_template(protected, {}) == text
+    assert unprotect_literal(protected) == text
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.text(alphabet=st.sampled_from(list("{}%#- raw endraw\n'\"x|")), max_size=60))
+def test_any_foreign_text_is_data_and_round_trips(text: str) -> None:
     protected = protect_literal(text)
     assert render_template(protected, {}) == text
     assert unprotect_literal(protected) == text

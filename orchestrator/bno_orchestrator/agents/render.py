@@ -31,6 +31,7 @@ Variables available in a body:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -184,21 +185,32 @@ def uses_template_syntax(text: str) -> bool:
     return any(marker in text for marker in ("{{", "{%", "{#"))
 
 
+# A "{" that would open a Jinja2 delimiter ("{{", "{%", "{#"). Replacing each with an expression that prints
+# "{" leaves no delimiter in foreign text at all, so no sequence in it (``{%endraw%}``, ``{%- endraw %}``,
+# ...) can end a raw block or start a statement: the text is data, and renders to itself.
+_DELIMITER_OPENING = re.compile(r"\{(?=[{%#])")
+_LITERAL_BRACE = "{{ '{' }}"
+
+
 def protect_literal(text: str) -> str:
-    """Wrap foreign prompt text so Jinja2 renders it verbatim (``{% raw %}`` ... ``{% endraw %}``)."""
+    """Escape foreign prompt text so that Jinja2 renders it verbatim and runs nothing in it.
+
+    Every ``{`` that opens a delimiter becomes ``{{ '{' }}``; all other text is unchanged, so the body stays
+    readable. ``render_template(protect_literal(t), ...) == t`` for every ``t``.
+    """
     if not uses_template_syntax(text):
         return text
-    safe = text.replace("{% endraw %}", "{{ '{% endraw %}' }}")
-    parts = safe.split("{{ '{% endraw %}' }}")
-    return "{{ '{% endraw %}' }}".join(f"{{% raw %}}{part}{{% endraw %}}" for part in parts)
+    return _DELIMITER_OPENING.sub(lambda _: _LITERAL_BRACE, text)
 
 
 def unprotect_literal(text: str) -> str:
-    """Undo :func:`protect_literal` (for export): the verbatim text of a wholly-raw body."""
+    """Undo :func:`protect_literal` (for export): the verbatim text. Bodies written by earlier versions,
+    wrapped whole in ``{% raw %}``, are unwrapped too."""
+    if _LITERAL_BRACE in text:
+        return text.replace(_LITERAL_BRACE, "{")
     stripped = text.rstrip("\n")
-    if stripped.startswith("{% raw %}") and stripped.endswith("{% endraw %}"):
-        try:
-            return environment().from_string(text).render()
-        except jinja2.TemplateError:
-            return text
+    if stripped.startswith("{% raw %}") and stripped.endswith("{% endraw %}") and stripped.count("{% raw %}") == 1:
+        inner = stripped[len("{% raw %}"): -len("{% endraw %}")]
+        if "endraw" not in inner:
+            return inner + text[len(stripped):]
     return text
