@@ -91,6 +91,7 @@ def test_recursive_alias_is_refused() -> None:
 @pytest.mark.parametrize(("text", "line", "needle"), [
     ("name: ok\nsize: !!int abc\n", 2, "'abc' is not a valid !!int value"),
     ("when: !!timestamp 2026-13-45\n", 1, "'2026-13-45' is not a valid !!timestamp value"),
+    ("when: !!timestamp soon\n", 1, "'soon' is not a valid !!timestamp value"),
     ("x: 1\ny: \x07\n", 2, "U+0007"),
     ("x: 1\ny: \x00\n", 2, "U+0000"),
 ])

@@ -166,11 +166,14 @@ class _Loader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, AttributeError, KeyError, IndexError) as exc:
+            # PyYAML's constructors fail on values their tag cannot hold with whatever Python raises
+            # (!!timestamp x: AttributeError inside the constructor)
             tag = node.tag.rsplit(":", 1)[-1]
             value = node.value if isinstance(node, yaml.ScalarNode) else type(node).__name__
+            detail = f" ({exc})" if isinstance(exc, ValueError | OverflowError) else ""
             raise yaml.constructor.ConstructorError(
-                None, None, f"{value!r} is not a valid !!{tag} value ({exc})", node.start_mark) from None
+                None, None, f"{value!r} is not a valid !!{tag} value{detail}", node.start_mark) from None
 
 
 def _mark_of_reader_error(exc: yaml.reader.ReaderError, text: str) -> tuple[int, int]:
