@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bno_foundation.terminal import visible
+
 EXIT_OK = 0
 EXIT_FAILURE = 1  # the command ran and its verdict is negative (a gate failed, doctor found a problem)
 EXIT_USER_ERROR = 2
@@ -114,7 +116,7 @@ def run_cli(
     except user_error_types as exc:
         if verbose:
             traceback.print_exc()
-        sys.stderr.write(f"{program}: error: {exc}\n")
+        sys.stderr.write(f"{program}: error: {visible(str(exc))}\n")  # messages quote user text
         return EXIT_USER_ERROR
     except BrokenPipeError:
         return EXIT_OK
@@ -123,7 +125,7 @@ def run_cli(
             traceback.print_exc()
         path = write_crash_log(program, exc)
         sys.stderr.write(
-            f"{program}: internal error: {type(exc).__name__}: {exc}\n"
+            f"{program}: internal error: {type(exc).__name__}: {visible(str(exc))}\n"
             f"{program}: the traceback is in {path} (rerun with --verbose to print it)\n"
         )
         return EXIT_INTERNAL_ERROR
