@@ -4,6 +4,11 @@
 qa, testing, done; blocked and escalated on the side), the moves out of each state and the roles that may
 make each move. Every operation here reads the task and appends its event inside one write transaction,
 so two writers can never both make a move from the same state, and a refused operation writes nothing.
+
+The pipeline cannot be skipped, by any actor (:func:`pipeline_guard`): moving on from a pipeline state that
+names gates (review, integration, qa, testing) needs a passing ``gates.verified`` of that stage since the
+task last entered it, and a task coming back from a side state (blocked, escalated) may re-enter the
+pipeline beyond development only where it left it, and must pass that stage's gates again to move on.
 """
 
 from __future__ import annotations
@@ -262,12 +267,51 @@ def edit_task(
         return tx.task(task_id)
 
 
+def pipeline_guard(workflow: Workflow, task: Task, to: str, history: Iterable[Event]) -> None:
+    """Refuse a move that would skip the pipeline's gates (TransitionError saying what is missing).
+
+    ``history`` is the task's events, oldest first. Moves into or within development are not guarded (the
+    gates of the first stage after it decide there); the rest is (see the module docstring).
+    """
+    pipeline = workflow.spec.pipeline
+    if to not in pipeline or pipeline.index(to) <= 1:
+        return
+    current = task.status.value
+    entered, left_pipeline_at = 0, None
+    for event in history:
+        if event.kind != TaskMoved.KIND.value:
+            continue
+        if event.payload.get("to") == current:
+            entered = event.id or 0
+        source = event.payload.get("from")
+        if source in pipeline and event.payload.get("to") not in pipeline:
+            left_pipeline_at = source
+        elif event.payload.get("to") in pipeline:
+            left_pipeline_at = None
+    if current not in pipeline:  # back from blocked or escalated: only where the task left the pipeline
+        if to != left_pipeline_at:
+            where = f"it left the pipeline at {left_pipeline_at}" if left_pipeline_at else "it never reached it"
+            raise TransitionError(f"{task.id}: {current} -> {to} would skip the pipeline's gates ({where}); "
+                                  f"it may go back to {left_pipeline_at or pipeline[0]}")
+        return
+    stage = workflow.spec.states[current]
+    if pipeline.index(to) <= pipeline.index(current) or not stage.gates:
+        return
+    passed = any(event.kind == GatesVerified.KIND.value and (event.id or 0) > entered and event.payload.get("passed")
+                 and event.payload.get("stage", "in_development") == current for event in history)
+    if not passed:
+        raise TransitionError(f"{task.id}: {current} -> {to} needs the {current} gates to pass first "
+                              f"(`orchestrator advance {task.id}` runs them)")
+
+
 def move_in(tx: Transaction, workflow: Workflow, task_id: str, to: str, *, actor: str, reason: str = "") -> Task:
-    """Move a task inside an open transaction (checks the workflow and the dependencies)."""
+    """Move a task inside an open transaction (checks the workflow, the pipeline's gates and the
+    dependencies)."""
     task = tx.task(task_id)
     if task.status.value == to:
         raise TransitionError(f"{task_id} is already {to}")
     workflow.check(task, to, actor)
+    pipeline_guard(workflow, task, to, tx.events(task_id=task_id))
     if to not in (TaskStatus.BACKLOG.value, TaskStatus.BLOCKED.value, TaskStatus.ESCALATED.value):
         deps = {dep: found for dep in task.depends_on if (found := tx.find(dep)) is not None}
         waiting = unfinished_dependencies(task, deps)

@@ -26,7 +26,7 @@ from bno_orchestrator.errors import TransitionError
 from bno_orchestrator.events import TaskCreated, TaskEdited, TaskMoved
 from bno_orchestrator.models import Event, Task, TaskStatus
 from bno_orchestrator.store import Store
-from bno_orchestrator.workflow import Workflow, find_cycle
+from bno_orchestrator.workflow import Workflow, find_cycle, pipeline_guard
 
 FORMAT_VERSION = 1
 _NOT_EXPORTED = {"updated_at", "status_since"}
@@ -175,6 +175,7 @@ def import_tasks(store: Store, workflow: Workflow, path: Path, *, actor: str, dr
             if old.status != target.status:
                 try:
                     workflow.check(old, target.status.value, actor)
+                    pipeline_guard(workflow, old, target.status.value, tx.events(task_id=task.id))
                 except TransitionError as exc:
                     raise located.error(str(exc), status_path) from None
                 blocked_reason = target.blocked_reason if target.status == TaskStatus.BLOCKED else None

@@ -11,7 +11,14 @@ from bno_orchestrator.errors import ConfigError, NotFoundError, TransitionError,
 from bno_orchestrator.models import TaskStatus
 from bno_orchestrator.paths import data_root
 from bno_orchestrator.store import Store
-from bno_orchestrator.workflow import block_task, create_task, edit_task, move_task, unblock_task
+from bno_orchestrator.workflow import (
+    block_task,
+    create_task,
+    edit_task,
+    move_task,
+    record_verification,
+    unblock_task,
+)
 from tests.orchestrator.core_fixtures import FakeClock, shipped_workflow
 
 
@@ -79,8 +86,37 @@ def test_unfinished_dependencies_hold_a_task_back(store: Store) -> None:
     with pytest.raises(TransitionError, match="blocked by unfinished T-0001"):
         move_task(store, workflow, "T-0002", "assigned", actor="human:a")
     for state in ("assigned", "in_development", "review", "integration", "qa", "testing", "done"):
+        current = store.task("T-0001").status.value
+        if workflow.spec.states[current].gates:  # the stage's gates pass, as `orchestrator advance` records
+            record_verification(store, "T-0001", run_id=f"run-{current}", passed=True, agent="a", stage=current)
         move_task(store, workflow, "T-0001", state, actor="human:a")
     assert move_task(store, workflow, "T-0002", "assigned", actor="human:a").status == TaskStatus.ASSIGNED
+
+
+def test_the_pipeline_cannot_be_skipped_by_any_actor(store: Store) -> None:
+    workflow = shipped_workflow()
+    create_task(store, {"title": "work", "assignees": ["coder"]}, actor="human:a")
+    for state in ("assigned", "in_development", "review"):
+        move_task(store, workflow, "T-0001", state, actor="human:a")
+    with pytest.raises(TransitionError, match="needs the review gates to pass first"):
+        move_task(store, workflow, "T-0001", "integration", actor="human:a")
+    record_verification(store, "T-0001", run_id="r1", passed=False, agent="coder", stage="review")
+    with pytest.raises(TransitionError, match="needs the review gates"):
+        move_task(store, workflow, "T-0001", "integration", actor="gates")
+    record_verification(store, "T-0001", run_id="r2", passed=True, agent="coder", stage="review")
+    move_task(store, workflow, "T-0001", "integration", actor="gates")
+    record_verification(store, "T-0001", run_id="r2b", passed=True, agent="coder", stage="integration")
+    # blocked in integration: an agent may bring it back there, not further, and the gates must pass again
+    block_task(store, workflow, "T-0001", "waiting", actor="agent:coder")
+    for skip in ("qa", "testing"):
+        with pytest.raises(TransitionError, match=r"would skip the pipeline's gates \(it left the pipeline at integration\)"):
+            move_task(store, workflow, "T-0001", skip, actor="agent:coder")
+    move_task(store, workflow, "T-0001", "integration", actor="agent:coder")
+    with pytest.raises(TransitionError, match="needs the integration gates"):
+        move_task(store, workflow, "T-0001", "qa", actor="human:a")
+    # the pass before the block does not count after re-entry: the gates run again
+    record_verification(store, "T-0001", run_id="r3", passed=True, agent="coder", stage="integration")
+    assert move_task(store, workflow, "T-0001", "qa", actor="human:a").status.value == "qa"
 
 
 def test_dependency_cycles_and_unknown_ids_are_refused(store: Store) -> None:
