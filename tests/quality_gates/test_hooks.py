@@ -13,6 +13,7 @@ import pytest
 from bno_quality_gates import hooks
 from bno_quality_gates.errors import GateError
 from tests.quality_gates.conftest import git, pyc, write_gates
+from tests.quality_gates.hook_env import bare_remote, calls, hook_env, recording_launcher
 
 EXISTING = b"#!/bin/sh\n# a team's own hook\necho chained-ran >> \"$(git rev-parse --git-dir)/chained.log\"\nexit 0\n"
 
@@ -27,9 +28,11 @@ def _existing_hook(repo: Path, name: str = "pre-commit", body: bytes = EXISTING)
 def test_install_chains_and_uninstall_restores_byte_for_byte(repo: Path) -> None:
     original = _existing_hook(repo)
     before = (original.read_bytes(), stat.S_IMODE(original.stat().st_mode))
-    states = {s.name: s for s in hooks.install(repo)}
-    assert states["pre-commit"].state == "orchestrator" and states["pre-commit"].chained
-    assert states["pre-push"].state == "orchestrator" and states["pre-push"].chained is None
+    report = hooks.install(repo)
+    assert report.manager == "git"
+    states = {s.name: s for s in report.hooks}
+    assert (states["pre-commit"].state, states["pre-commit"].manager) == ("chained", "git")
+    assert states["pre-commit"].chained and states["pre-push"].state == "installed"
     chained = repo / ".git" / "hooks" / "pre-commit.orchestrator-chained"
     assert chained.read_bytes() == before[0]
     text = original.read_text()
@@ -39,7 +42,7 @@ def test_install_chains_and_uninstall_restores_byte_for_byte(repo: Path) -> None
     hooks.install(repo)
     assert chained.read_bytes() == before[0]
     states = {s.name: s for s in hooks.uninstall(repo)}
-    assert states["pre-commit"].state == "foreign" and states["pre-commit"].chained is None
+    assert states["pre-commit"].state == "absent" and states["pre-commit"].chained is None
     assert states["pre-push"].state == "absent"
     assert (original.read_bytes(), stat.S_IMODE(original.stat().st_mode)) == before
     assert not chained.exists()
@@ -52,13 +55,15 @@ def test_uninstall_leaves_a_foreign_hook_alone(repo: Path) -> None:
 
 
 def test_core_hooks_path_is_refused_with_a_clear_message(repo: Path) -> None:
-    git(repo, "config", "core.hooksPath", ".husky")
-    with pytest.raises(GateError, match=r"core.hooksPath is set to '.husky'.*--hooks-path-ok"):
+    git(repo, "config", "core.hooksPath", "tools/githooks")  # no manager we know
+    with pytest.raises(GateError, match=r"core.hooksPath is set to 'tools/githooks'.*--hooks-path-ok"):
         hooks.install(repo)
     assert not (repo / ".git" / "hooks" / "pre-commit").exists()
     hooks.install(repo, hooks_path_ok=True)
-    assert hooks.MARKER in (repo / ".husky" / "pre-commit").read_text()
-    assert hooks.describe(repo)["core_hooks_path"] == ".husky"
+    assert hooks.MARKER in (repo / "tools" / "githooks" / "pre-commit").read_text()
+    info = hooks.describe(repo)
+    assert (info["core_hooks_path"], info["manager"]) == ("tools/githooks", "git")
+    assert [h.state for h in hooks.status(repo)] == ["installed", "installed"]
 
 
 def test_hook_runs_chained_hook_then_gates_and_keeps_unstaged_work(repo: Path) -> None:
@@ -110,36 +115,39 @@ def test_hook_runs_chained_hook_then_gates_and_keeps_unstaged_work(repo: Path) -
     assert git(repo, "log", "--format=%s", "-1").strip() == "bad but skipped"
 
 
-def test_pre_push_runs_the_full_dag_with_the_remote_sha_as_base(repo: Path, tmp_path: Path) -> None:
-    seen = tmp_path / "bases.txt"
-    record = f"import os; open({str(seen)!r}, 'a').write(os.environ.get('GATE_BASE', '') + chr(10))"
-    write_gates(
-        repo,
-        f"""
-        gates:
-          full:
-            command: {pyc(record)}
-            hooks: [pre-push]
-            cache: false
-        """,
-    )
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "gates")
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-    git(repo, "remote", "add", "origin", str(remote))
-    _existing_hook(repo, "pre-push", b"#!/bin/sh\ncat > \"$(git rev-parse --git-dir)/prepush-stdin.txt\"\n")
-    hooks.install(repo)
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "PYTHONPATH": str(Path(__file__).parents[2])}
-    env.pop("SKIP", None)
-    first = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo, env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
-    pushed = git(repo, "rev-parse", "HEAD").strip()
+def test_pre_push_hands_git_s_arguments_and_stdin_to_the_chained_hook_and_to_our_command(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The contract with the run command: ``run --hook pre-push REMOTE URL`` with git's ref lines on stdin
+    (the run command parses them), after the chained hook got the same arguments and stdin."""
+    launcher, out = recording_launcher(tmp_path)
+    remote = bare_remote(repo, tmp_path)
+    _existing_hook(repo, "pre-push", b"#!/bin/sh\necho \"$@\" >> \"$(git rev-parse --git-dir)/prepush.txt\"\n"
+                   b"cat >> \"$(git rev-parse --git-dir)/prepush.txt\"\n")
+    hooks.install(repo, launcher=launcher)
+    env = hook_env(tmp_path)
+    first = git(repo, "rev-parse", "HEAD").strip()
+    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo, env=env, capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
     (repo / "src" / "core" / "a.py").write_text("A = 7\n")
-    git(repo, "commit", "-q", "-am", "more")
-    second = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo, env=env, capture_output=True, text=True)
-    assert second.returncode == 0, second.stderr
-    assert seen.read_text().splitlines() == ["", pushed], "new branch: no base; then the remote's sha"
-    stdin = (repo / ".git" / "prepush-stdin.txt").read_text()
-    assert stdin.startswith("refs/heads/main ") and pushed in stdin, "the chained hook got git's stdin"
+    git(repo, "commit", "-q", "-am", "more", "--no-verify")
+    second = git(repo, "rev-parse", "HEAD").strip()
+    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo, env=env, capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
+    lines = [f"refs/heads/main {first} refs/heads/main {hooks.ZERO_SHA}",
+             f"refs/heads/main {second} refs/heads/main {first}"]
+    assert [(c.argv, c.stdin) for c in calls(out)] == [
+        (["run", "--hook", "pre-push", "origin", str(remote)], line + "\n") for line in lines
+    ]
+    chained = (repo / ".git" / "prepush.txt").read_text().splitlines()
+    assert chained == [f"origin {remote}", lines[0], f"origin {remote}", lines[1]]
+
+
+def test_a_failing_chained_pre_push_hook_stops_the_push_before_our_command(repo: Path, tmp_path: Path) -> None:
+    launcher, out = recording_launcher(tmp_path)
+    bare_remote(repo, tmp_path)
+    _existing_hook(repo, "pre-push", b"#!/bin/sh\nexit 3\n")
+    hooks.install(repo, launcher=launcher)
+    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=repo, env=hook_env(tmp_path),
+                            capture_output=True, text=True)
+    assert pushed.returncode != 0 and calls(out) == []

@@ -1,73 +1,121 @@
-"""``orchestrator hooks install|uninstall|status``: git hooks that run the gates (thin over quality_gates)."""
+"""``orchestrator hooks install|uninstall|status``: git hooks that run the gates (thin over quality_gates).
+
+``install`` goes through whoever owns the repository's hooks (pre-commit, lefthook, husky, else plain git
+hooks; docs/hooks.md); ``--print`` shows the exact snippet and changes nothing. ``status`` exits 1 when a
+hook of ours is configured or present somewhere git will not run it (inactive or bypassed).
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import shlex
+from pathlib import Path
+from typing import Any, cast
 
-from bno_foundation.cli import EXIT_OK, print_json
+from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
 from bno_orchestrator.commands import add_json_flag, repo_from_args
 
+MANAGER_CHOICES = ("pre-commit", "lefthook", "husky", "git")
 
-def _print_states(states: list[Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    if as_json:
-        print_json({**(extra or {}), "hooks": [s.to_json() for s in states]})
-        return
-    for s in states:
-        chained = f" (chained: {s.chained})" if s.chained else ""
-        print(f"{s.name:<11} {s.state:<13} {s.path}{chained}")
+
+def _print_states(hooks: list[dict[str, Any]]) -> None:
+    """One line per hook (state, who runs it, path), then why, when there is something to say."""
+    for h in hooks:
+        by = f" ({h['manager']})" if h["manager"] else ""
+        print(f"{h['name']:<11} {h['state'] + by:<22} {h['path']}")
+        if h["detail"]:
+            print(f"{'':<11} {h['detail']}")
+
+
+def _gates_config(repo: Path) -> Path | None:
+    """The gates file the hooks pass as ``--config``: None when the repository has its own."""
+    from bno_orchestrator.paths import gates_file
+    from bno_quality_gates import GATES_FILE
+
+    config = gates_file(repo, None)
+    return None if config == repo / GATES_FILE else config.resolve()
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    """Install pre-commit and pre-push, keeping and chaining existing hooks."""
-    from bno_orchestrator.paths import gates_file
-    from bno_quality_gates import GATES_FILE
-    from bno_quality_gates.hooks import install
+    """Install pre-commit and pre-push through the repository's hook manager (or plain hooks)."""
+    from bno_quality_gates.hooks import HOOKS, detect, install, snippet
 
     repo = repo_from_args(args)
-    config = gates_file(repo, None)
-    own = config == repo / GATES_FILE
-    states = install(repo, hooks_path_ok=args.hooks_path_ok, config=None if own else config.resolve())
-    _print_states(states, args.json)
+    config = _gates_config(repo)
+    if args.print_snippet:
+        manager = args.manager or detect(repo).manager
+        snippets = {hook: snippet(manager, hook, config) for hook in HOOKS}
+        if args.json:
+            print_json({"manager": manager, "snippets": snippets})
+            return EXIT_OK
+        for hook, text in snippets.items():
+            print(f"# {manager}, {hook}:")
+            print(text, end="" if text.endswith("\n") else "\n")
+        return EXIT_OK
+    report = install(repo, hooks_path_ok=args.hooks_path_ok, config=config, manager=args.manager,
+                     sync=not args.no_sync)
+    if args.json:
+        print_json(report.to_json())
+        return EXIT_OK
+    print(f"hook manager: {report.manager} ({report.reason})")
+    for path in dict.fromkeys(report.changed):
+        print(f"changed: {path}")
+    if report.sync_command is not None:
+        command = shlex.join(report.sync_command)
+        why = "" if args.no_sync else f"  ({report.sync_command[0]} was not found here)"
+        print(f"ran: {command}" if report.synced else f"now run: {command}{why}")
+    _print_states([h.to_json() for h in report.hooks])
     return EXIT_OK
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
-    """Remove our hooks and restore the ones they chained."""
+    """Remove our hooks and entries everywhere and restore the hooks they chained."""
     from bno_quality_gates.hooks import uninstall
 
     states = uninstall(repo_from_args(args))
-    _print_states(states, args.json)
+    if args.json:
+        print_json({"hooks": [s.to_json() for s in states]})
+    else:
+        _print_states([s.to_json() for s in states])
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """What is installed, where, and core.hooksPath."""
-    from bno_quality_gates.hooks import describe, status
+    """Per hook: whether git runs the gates and through whom; exit 1 when one of ours will not run."""
+    from bno_quality_gates.hooks import BROKEN_STATES, describe
 
-    repo = repo_from_args(args)
-    info = describe(repo)
+    info = describe(repo_from_args(args))
+    hooks = cast("list[dict[str, Any]]", info["hooks"])
+    broken = any(h["state"] in BROKEN_STATES for h in hooks)
     if args.json:
         print_json(info)
-        return EXIT_OK
+        return EXIT_FAILURE if broken else EXIT_OK
     print(f"hooks directory: {info['hooks_dir']}")
     print(f"core.hooksPath: {info['core_hooks_path'] or '(not set)'}")
-    _print_states(status(repo), False)
-    return EXIT_OK
+    print(f"hook manager: {info['manager']} ({info['manager_reason']})")
+    _print_states(hooks)
+    return EXIT_FAILURE if broken else EXIT_OK
 
 
 def register(sub: Any) -> None:
     """Add ``hooks`` and its subcommands."""
     parser = sub.add_parser("hooks", help="git hooks: pre-commit runs the affected fast gates, pre-push all")
     hooks = parser.add_subparsers(title="hooks commands", metavar="SUBCOMMAND", parser_class=type(parser))
-    install = hooks.add_parser("install", help="install pre-commit and pre-push (existing hooks are chained)")
+    install = hooks.add_parser(
+        "install", help="install pre-commit and pre-push through pre-commit, lefthook, husky or plain hooks")
+    install.add_argument("--manager", choices=MANAGER_CHOICES, default=None,
+                         help="who runs the hooks (default: detected)")
+    install.add_argument("--print", "--snippet", dest="print_snippet", action="store_true",
+                         help="print the exact entries to paste, change nothing")
+    install.add_argument("--no-sync", action="store_true",
+                         help="do not run the manager's own install command (it is printed)")
     install.add_argument("--hooks-path-ok", action="store_true",
-                         help="core.hooksPath is set: install into that directory anyway")
+                         help="plain hooks: core.hooksPath is set, install into that directory anyway")
     add_json_flag(install)
     install.set_defaults(handler=cmd_install)
-    uninstall = hooks.add_parser("uninstall", help="remove them and restore the previous hooks")
+    uninstall = hooks.add_parser("uninstall", help="remove every entry and hook of ours, restore the previous hooks")
     add_json_flag(uninstall)
     uninstall.set_defaults(handler=cmd_uninstall)
-    status = hooks.add_parser("status", help="what is installed")
+    status = hooks.add_parser("status", help="whether git runs the gates, per hook (exit 1: one will not)")
     add_json_flag(status)
     status.set_defaults(handler=cmd_status)
