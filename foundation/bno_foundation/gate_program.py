@@ -48,6 +48,21 @@ def repo() -> Path:
     return Path(os.environ.get("GATE_REPO") or workdir()).resolve()
 
 
+def head() -> str | None:
+    """The commit under test in a pre-push run (``$GATE_HEAD``; the tree under test is a snapshot of it), else
+    None: the tree under test is the index (``$GATE_STAGED``) or the working tree."""
+    return os.environ.get("GATE_HEAD") or None
+
+
+def file_list(path: str | Path) -> list[str]:
+    """The repository-relative paths in a file list the runner wrote (``{files_file}``: one path per line)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise GateProgramError(f"cannot read the file list {path}: {exc.strerror or exc}") from None
+    return [line for line in text.splitlines() if line]
+
+
 def out_dir() -> Path:
     """Where the gate writes its files: ``$GATE_OUT``, else a fresh temporary directory."""
     env = os.environ.get("GATE_OUT")

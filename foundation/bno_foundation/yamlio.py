@@ -199,7 +199,7 @@ def parse_yaml(text: str, path: str | Path, *, line_offset: int = 0) -> Located:
                 key_path, first_node, key_node = duplicate
                 raise ConfigError(
                     f"duplicate key {key_path[-1]!r}: given at line {first_node.start_mark.line + 1 + line_offset}"
-                    f" and again here (one mapping may not repeat a key)",
+                    f" and again at line {key_node.start_mark.line + 1 + line_offset} (a mapping may not repeat a key)",
                     path=path, line=key_node.start_mark.line + 1 + line_offset,
                     column=key_node.start_mark.column + 1, field=".".join(str(k) for k in key_path))
         data = loader.construct_document(node) if node is not None else None

@@ -1,12 +1,62 @@
-"""The gate graph (networkx): edges run upstream -> downstream and carry the dependency condition."""
+"""The gate graph (networkx): edges run upstream -> downstream and carry the dependency condition.
+
+It also holds the one table that says what a dependency condition makes of its upstream gate's status
+(:data:`DEPENDENCY_TABLE`): the runner decides with it and the GitHub Actions export writes its ``if``
+expressions from it, so both give the same verdict (docs/gates-ci.md, "Conditions").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from enum import StrEnum
 
 import networkx as nx
 
 from bno_quality_gates.spec import GatesConfig
+from bno_quality_gates.status import Condition, GateStatus
+
+
+class Outcome(StrEnum):
+    """What one dependency makes of its upstream gate's status."""
+
+    RUN = "run"  # the condition holds
+    SKIP = "skip"  # the condition is false: the gate is not wanted in this run (never a failure)
+    OMIT = "omit"  # the upstream gate did not give what the condition needs (a required gate then fails)
+
+
+_S = GateStatus
+DEPENDENCY_TABLE: dict[Condition, dict[GateStatus, Outcome]] = {
+    Condition.PASSED: {_S.PASSED: Outcome.RUN, _S.CACHED: Outcome.RUN, _S.FAILED: Outcome.OMIT,
+                       _S.ERRORED: Outcome.OMIT, _S.OMITTED: Outcome.OMIT, _S.SKIPPED: Outcome.SKIP},
+    Condition.FAILED: {_S.PASSED: Outcome.SKIP, _S.CACHED: Outcome.SKIP, _S.FAILED: Outcome.RUN,
+                       _S.ERRORED: Outcome.OMIT, _S.OMITTED: Outcome.OMIT, _S.SKIPPED: Outcome.SKIP},
+    Condition.COMPLETED: {_S.PASSED: Outcome.RUN, _S.CACHED: Outcome.RUN, _S.FAILED: Outcome.RUN,
+                          _S.ERRORED: Outcome.OMIT, _S.OMITTED: Outcome.OMIT, _S.SKIPPED: Outcome.SKIP},
+    Condition.ALWAYS: dict.fromkeys(GateStatus, Outcome.RUN),
+}
+"""``DEPENDENCY_TABLE[condition][upstream status]``. A skipped upstream gate makes its dependents skipped
+(what was not wanted, or not run on request, takes what hangs on it along), except through ``.always``."""
+
+
+def dependency_outcome(condition: str, upstream_status: str) -> Outcome:
+    """What the dependency ``upstream.CONDITION`` makes of the upstream gate's status."""
+    return DEPENDENCY_TABLE[Condition(condition)][GateStatus(upstream_status)]
+
+
+def decide(dependencies: Sequence[tuple[str, str, str]]) -> tuple[Outcome, str | None, str | None]:
+    """Whether a gate runs, from ``(upstream, condition, upstream status)`` of each of its dependencies.
+
+    Returns the outcome and the upstream gate and status that decided it (None when it runs). A false
+    condition wins over a missing upstream result: a gate that is not wanted is skipped, whatever else
+    happened upstream; otherwise any dependency that is not met omits the gate.
+    """
+    outcomes = [(dependency_outcome(condition, status), upstream, status)
+                for upstream, condition, status in dependencies]
+    for wanted in (Outcome.SKIP, Outcome.OMIT):
+        for outcome, upstream, status in outcomes:
+            if outcome == wanted:
+                return outcome, upstream, status
+    return Outcome.RUN, None, None
 
 
 def build_graph(config: GatesConfig) -> nx.DiGraph:

@@ -16,6 +16,7 @@ import sqlite3
 import time
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,14 @@ def new_run_id() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
+class SkipCause(StrEnum):
+    """Why a gate was ``skipped``: only a false condition leaves a required gate's run green."""
+
+    CONDITION = "condition"  # a dependency condition is false (or an upstream gate was skipped): not wanted
+    REQUESTED = "requested"  # $SKIP: the run may exit 0, but it is not green
+    RESOURCES = "resources"  # the machine lacks what the gate needs (a GPU): a required gate fails the run
+
+
 @dataclass
 class GateResult:
     """The outcome of one gate in one run."""
@@ -99,14 +108,31 @@ class GateResult:
     started: float = 0.0
     log_path: str | None = None
     cached_from: str | None = None  # the run whose pass was replayed
+    skip_cause: SkipCause | None = None  # set when skipped; records written before it read back as None
 
     def __post_init__(self) -> None:
         self.status = GateStatus(self.status)  # records read back from JSON carry plain strings
+        if self.skip_cause is not None:
+            self.skip_cause = SkipCause(self.skip_cause)
 
     @property
     def ok(self) -> bool:
         """Passed, or a replayed pass."""
         return self.status.ok
+
+    @property
+    def not_wanted(self) -> bool:
+        """Skipped because a dependency condition is false: neither a pass nor a failure."""
+        return self.status == GateStatus.SKIPPED and self.skip_cause == SkipCause.CONDITION
+
+    @property
+    def blocks(self) -> bool:
+        """A required gate that neither passed nor was left out by a false condition: the run is not green.
+
+        Failed, errored, omitted (an upstream gate did not give what it needs), skipped for want of a
+        resource, and skipped on request (``$SKIP``, which :attr:`RunRecord.exit_code` then lets through).
+        """
+        return self.required and not self.ok and not self.not_wanted
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data."""
@@ -134,14 +160,17 @@ class RunRecord:
 
     @property
     def passed(self) -> bool:
-        """Every required gate in the run passed (a replayed pass counts)."""
-        return all(r.ok for r in self.results if r.required)
+        """Green: every required gate passed (a replayed pass counts) or was not wanted (a false condition)."""
+        return not any(r.blocks for r in self.results)
 
     @property
     def exit_code(self) -> int:
-        """0 when every required gate passed or was skipped on request ($SKIP), else 1."""
-        blocking = [r for r in self.results if r.required and not r.ok and r.gate not in self.overridden]
-        return 1 if blocking else 0
+        """0 when every required gate passed, was not wanted, or was skipped on request ($SKIP), else 1."""
+        return 1 if self.blocking() else 0
+
+    def blocking(self) -> list[GateResult]:
+        """The required gates that fail the run (a gate skipped on request through $SKIP does not)."""
+        return [r for r in self.results if r.blocks and r.gate not in self.overridden]
 
     def counts(self) -> dict[str, int]:
         """How many gates ended in each status."""

@@ -1,13 +1,45 @@
-"""Run the gate DAG: parallel where the graph allows, process groups killed on timeout, results cached.
+"""Run the gate DAG: parallel where the graph allows, process trees killed on timeout, results cached.
 
-Each gate runs its command(s) with ``subprocess.Popen(argv, start_new_session=True)``: on timeout the whole
-process group gets SIGTERM, then SIGKILL after a grace period, so nothing a gate started survives it.
+What is tested. A pre-commit run (``hook="pre-commit"``) always tests exactly what will be committed: a
+snapshot of the index (``git checkout-index`` into a temporary folder), never the working tree, never an
+untracked file, whether or not there are unstaged edits; nothing in the working tree or the index changes. A
+pre-push run tests each pushed commit (``RunOptions.commit``): a snapshot of its tree (``git read-tree`` into
+a temporary index file, then ``git checkout-index``), with the range ``base...commit`` as the change that
+selects the affected gates; a local fix in the working tree cannot make a failing pushed commit pass.
+
+Changed files for gates that ask for them. A gate opts in with a placeholder: a command token that is exactly
+``{files}`` becomes one argument per file (inside a longer token, the names joined by spaces), and
+``{files_file}`` (in a command token or in a value of the gate's ``env``) becomes the path of a file listing
+them, one per line. The files are the change's files (the staged files in a pre-commit run, the pushed
+range in a pre-push run, the changed files of an affected run) that exist in the tree under test and match
+the gate's ``inputs``/``components`` globs (every file when it has none); in ``--all``/``--only`` runs, every
+file of the tree that matches. The list is part of such a gate's cache key. Gates that use neither
+placeholder get no file list. A very long list can pass the system's limit on the size of a command line:
+``{files_file}`` has no such limit.
+
+Environment. A gate sees only allow-listed variables (:data:`bno_quality_gates.cache.BASE_ENV` plus the
+gates file's ``env_allowlist``), its own ``env``, the runner's ``GATE_*`` variables (``GATE_HEAD`` names the
+pushed commit in a pre-push run) and ``PYTHONPATH`` (the tree's ``python_path`` first, then the runner's
+own); every allow-listed variable, and the runner's ``PYTHONPATH``, is part of its cache key
+(:mod:`bno_quality_gates.cache`).
+
+Processes. Each command runs with ``subprocess.Popen(argv, start_new_session=True)`` and a private
+``GATE_PROCESS_TAG`` in its environment. On Linux the command lines make their process a child subreaper
+(``prctl(PR_SET_CHILD_SUBREAPER)``, ``RunOptions.subreaper``), so what a gate orphans (a double fork) is
+re-parented to the runner, not to init, and reaped by it. When a command ends, times out or the run is stopped (Ctrl-C, SIGTERM), the
+runner kills its whole tree, found through ``/proc``: the command's descendants, its session and process
+group, and every process whose environment carries its tag (which survives ``setsid`` and double forks).
+Found processes are stopped (SIGSTOP) so that they cannot fork, then killed, repeatedly until none is left.
+On a timeout they get SIGTERM first and ``term_grace`` seconds to go. Where there is no ``/proc`` (macOS,
+the BSDs) the fallback signals the command's process group only: a process that started its own session
+there escapes it.
 Statuses (docs/architecture.md, "Quality gates"): ``passed``; ``failed`` (a non-zero exit, or a timeout); ``errored`` (could not run:
 the program is missing, or it exited with one of the gate's ``errored_exit_codes``); ``skipped`` (a condition
 is false: SKIP requested, no GPU, a ``.failed`` dependency whose gate passed); ``omitted`` (an upstream gate
 did not give what the dependency asks for); ``cached`` (a pass replayed from an identical input hash).
-A required gate that is not passed or cached fails the run (exit code 1), except when it was skipped on
-request through ``$SKIP`` (the run then exits 0 but is recorded as not green, with the override).
+A required gate that is not passed or cached fails the run (exit code 1), except when its condition was
+false (skipped, not wanted: docs/gates-ci.md) or it was skipped on request through ``$SKIP`` (the run then
+exits 0 but is recorded as not green, with the override).
 """
 
 from __future__ import annotations
@@ -17,6 +49,7 @@ import functools
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,10 +77,14 @@ from bno_quality_gates.spec import GatesConfig, GateSpec
 from bno_quality_gates.status import GateStatus
 from bno_quality_gates.summary import markdown
 
-__all__ = ["Plan", "RunOptions", "Runner", "index_snapshot", "kill_group", "new_run_id",
-           "parse_metrics", "skip_from_env"]
+__all__ = ["Plan", "RunOptions", "Runner", "commit_snapshot", "index_snapshot", "kill_group", "kill_tree",
+           "new_run_id", "parse_metrics", "skip_from_env"]
 
 METRICS_PREFIX = "GATE-METRICS "
+PROCESS_TAG_VAR = "GATE_PROCESS_TAG"
+FILES_PLACEHOLDER = "{files}"
+FILES_FILE_PLACEHOLDER = "{files_file}"
+_PR_SET_CHILD_SUBREAPER = 36
 EventHandler = Callable[[str, str, GateResult | None], None]
 
 
@@ -57,7 +94,9 @@ class RunOptions:
 
     ``mode``: ``all`` (every gate), ``affected`` (gates whose inputs changed since ``base``, default the
     uncommitted work), ``only`` (the gates in ``only``) or ``hook`` (``hook`` names which: pre-commit runs
-    the affected pre-commit gates of the staged change, pre-push every pre-push gate).
+    the affected pre-commit gates of the staged change on a snapshot of the index; pre-push runs the
+    pre-push gates on ``commit``'s tree, those affected by ``base...commit`` when ``base`` is known, else
+    all of them).
     """
 
     repo: Path
@@ -74,6 +113,11 @@ class RunOptions:
     db_path: Path | None = None  # default STATE/state.db
     record: bool = True
     changed: list[str] | None = None  # precomputed changed files (tests); else asked from git
+    commit: str | None = None  # test this commit's tree (a pre-push run), not the working tree
+    # make this process a child subreaper (Linux) so that what gates orphan stays below it: for a process that
+    # lives for the run (the command lines); a long-lived caller leaves it off, or the orphans of its other
+    # children would wait for it to reap them
+    subreaper: bool = False
 
 
 @dataclass
@@ -84,6 +128,7 @@ class Plan:
     not_affected: list[str]
     changed: list[str]
     staged: bool
+    from_change: bool = False  # selected by the change's files (an affected or hook run), not all or only
 
 
 @contextlib.contextmanager
@@ -108,14 +153,184 @@ def index_snapshot(repo: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM the process group of ``proc``, then SIGKILL it after ``grace`` seconds."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+@contextlib.contextmanager
+def commit_snapshot(repo: Path, commit: str) -> Iterator[Path]:
+    """A temporary directory holding ``commit``'s tree; the repository's index and working tree are untouched.
+
+    ``git read-tree`` fills a temporary index file (``GIT_INDEX_FILE``), ``git checkout-index`` writes it out.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="gates-commit-"))
+    try:
+        env = {**os.environ, "GIT_INDEX_FILE": str(tmp / ".index")}
+        tree = tmp / "tree"
+        for argv in (["git", "read-tree", f"{commit}^{{tree}}"],
+                     ["git", "checkout-index", "--all", "--force", f"--prefix={tree}/"]):
+            proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise GateError(f"cannot snapshot commit {commit} of {repo}: {proc.stderr.strip()}")
+        tree.mkdir(exist_ok=True)  # an empty tree writes nothing
+        yield tree
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``).
+
+    Returns whether it is one; False on other systems (orphans go to init there, and :func:`kill_tree` still
+    finds them by their tag).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True)
+class _ProcInfo:
+    ppid: int
+    pgrp: int
+    session: int
+    zombie: bool
+
+
+def _process_table() -> dict[int, _ProcInfo]:
+    """Every process in ``/proc``: parent, process group, session, whether it is a zombie."""
+    table: dict[int, _ProcInfo] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read().decode("ascii", errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) < 4:
+            continue
+        table[int(entry.name)] = _ProcInfo(int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in ("Z", "X"))
+    return table
+
+
+def _carries_tag(pid: int, tag: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return tag in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def process_tree(root: int, tag: str | None) -> tuple[set[int], set[int]]:
+    """(live, dead) processes that ``root`` (a child of this process) started: its descendants, its session
+    and process group, every process carrying ``GATE_PROCESS_TAG=tag``, and their descendants. Never this
+    process. Dead ones are zombies not yet reaped. Linux only."""
+    table = _process_table()
+    me = os.getpid()
+    marker = f"{PROCESS_TAG_VAR}={tag}".encode() if tag else None
+    seeds = {root} if root in table and table[root].ppid == me else set()  # a reaped root's pid may be reused
+    for pid, info in table.items():
+        if pid == me:
+            continue
+        if info.session == root or info.pgrp == root or (marker is not None and _carries_tag(pid, marker)):
+            seeds.add(pid)
+    children: dict[int, list[int]] = {}
+    for pid, info in table.items():
+        children.setdefault(info.ppid, []).append(pid)
+    members: set[int] = set()
+    stack = list(seeds)
+    while stack:
+        pid = stack.pop()
+        if pid in members or pid == me:
+            continue
+        members.add(pid)
+        stack.extend(children.get(pid, []))
+    return {p for p in members if not table[p].zombie}, {p for p in members if table[p].zombie}
+
+
+def _proc_info(pid: int) -> _ProcInfo | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().decode("ascii", errors="replace").rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    return _ProcInfo(int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in ("Z", "X"))
+
+
+def _reap(found: set[int], keep: int | None) -> set[int]:
+    """Collect the exit status of our dead children among ``found`` (orphans re-parented to this subreaper);
+    ``keep`` (the command's own process, which its Popen waits for) is left alone. Returns the dead ones that
+    are still to be reaped here: a zombie whose parent is this process or another process of the tree (which
+    dies too, and hands it to this subreaper)."""
+    me = os.getpid()
+    pending: set[int] = set()
+    for pid in found - {keep}:
+        info = _proc_info(pid)
+        if info is None or not info.zombie:
+            continue
+        if info.ppid == me:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+            info = _proc_info(pid)
+        if info is not None and info.zombie and (info.ppid == me or info.ppid in found):
+            pending.add(pid)
+    return pending
+
+
+def kill_tree(root: int, tag: str | None, grace: float, *, keep: int | None = None, rounds: int = 500) -> None:
+    """Kill everything ``root`` started (see :func:`process_tree`), repeatedly until nothing is left.
+
+    With ``grace`` > 0 the processes first get SIGTERM and up to ``grace`` seconds to end. Then each round
+    stops every process found (SIGSTOP: it can no longer fork), kills it and reaps our dead children. ``keep``
+    is a pid this call must not reap (a Popen's own child, which its Popen waits for). Without ``/proc`` it
+    signals the process group of ``root`` only.
+    """
+    if not Path("/proc/self/stat").exists():
+        if grace > 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(root, signal.SIGTERM)
+            time.sleep(grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(root, signal.SIGKILL)
+        return
+    found: set[int] = set()  # a zombie has no environment left to carry the tag: remember whom we saw
+    if grace > 0:
+        live, dead = process_tree(root, tag)
+        found |= live | dead
+        if live:
+            _signal_all(live, signal.SIGTERM)
+            _signal_all(live, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            deadline = time.monotonic() + grace
+            while live and time.monotonic() < deadline:
+                time.sleep(0.05)
+                live, dead = process_tree(root, tag)
+                found |= live | dead
+                _reap(found, keep)
+    for _ in range(rounds):
+        live, dead = process_tree(root, tag)
+        found |= live | dead
+        pending = _reap(found, keep)
+        if not live and not pending:
+            return
+        _signal_all(live, signal.SIGSTOP)
+        _signal_all(live, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _signal_all(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace: float, tag: str | None = None) -> None:
+    """SIGTERM everything ``proc`` started (its process group, its session, its descendants, the processes
+    carrying ``tag``), then SIGKILL whatever is left after ``grace`` seconds; ``proc`` is waited for."""
+    kill_tree(proc.pid, tag, grace, keep=proc.pid)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
 
@@ -130,7 +345,9 @@ def parse_metrics(text: str) -> dict[str, Any]:
             except json.JSONDecodeError:
                 continue
             if isinstance(data, dict):
-                out.update(data)
+                # a JSON escape can make a lone surrogate ("\ud800"), which no UTF-8 file (summary.md) can hold
+                clean = json.dumps(data, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+                out.update(json.loads(clean))
     return out
 
 
@@ -169,26 +386,31 @@ class Runner:
         self.state_dir = options.state_dir or (self.repo / ".orchestrator")
         self.db_path = options.db_path or (self.state_dir / "state.db")
         self.machine = cache_mod.machine_fingerprint()
-        self._active: set[subprocess.Popen[bytes]] = set()
+        self._active: dict[subprocess.Popen[bytes], str] = {}  # running command -> its process tag
         self._active_lock = threading.Lock()
         self._stopping = threading.Event()
         self._base_cache: dict[str, str] | None = None
+        self._gate_files: dict[str, list[str]] = {}  # the file lists of the gates that ask for them
+        self._changed: list[str] | None = None  # the change's files, when the run was selected by a change
 
     def stop(self) -> None:
-        """Kill every running gate's process group (on Ctrl-C, SIGTERM or an internal error)."""
+        """Kill every running gate's process tree (on Ctrl-C, SIGTERM or an internal error)."""
         self._stopping.set()
         with self._active_lock:
-            active = list(self._active)
-        for proc in active:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            active = list(self._active.items())
+        for proc, tag in active:
+            kill_tree(proc.pid, tag, 0.0, keep=proc.pid)
 
     # planning ------------------------------------------------------------------------------------------------
     def _globs(self, spec: GateSpec) -> list[str]:
         return aff.gate_globs(spec.inputs, spec.components, self.components)
 
     def plan(self) -> Plan:
-        """Which gates this run considers (affected selection, hooks, --only)."""
+        """Which gates this run considers (affected selection, hooks, --only).
+
+        A pre-push run with a ``commit`` and a ``base`` selects the gates affected by ``base...commit``; with
+        no base (a new branch), every pre-push gate.
+        """
         opts = self.options
         names = list(self.config.gates)
         if opts.mode == "only":
@@ -200,7 +422,8 @@ class Runner:
             if opts.hook not in ("pre-commit", "pre-push"):
                 raise GateError(f"unknown hook {opts.hook!r} (pre-commit or pre-push)")
             names = [n for n in names if opts.hook in self.config.gates[n].hooks]
-            if opts.hook == "pre-push":  # the full DAG; the base (the remote sha) feeds diff coverage and perf
+            if opts.hook == "pre-push" and (opts.commit is None or not opts.base) and opts.changed is None:
+                # the full DAG; the base (the remote sha) feeds diff coverage and perf
                 return Plan(order(self.graph, with_upstream(self.graph, names)), [], [], False)
         elif opts.mode != "affected":
             raise GateError(f"unknown run mode {opts.mode!r}")
@@ -209,12 +432,14 @@ class Runner:
             changed = list(opts.changed)
         elif staged:
             changed = aff.changed_files(self.repo, staged=True)
+        elif opts.commit is not None and opts.base:
+            changed = aff.changed_files(self.repo, base=opts.base, head=opts.commit)
         else:
             changed = aff.changed_files(self.repo, base=opts.base or "HEAD")
         hit = self.affected_by(changed, names)
         selected = order(self.graph, with_upstream(self.graph, hit))
         not_affected = [n for n in names if n not in selected]
-        return Plan(selected, not_affected, changed, staged)
+        return Plan(selected, not_affected, changed, staged, from_change=True)
 
     def affected_by(self, changed: list[str], candidates: list[str] | None = None) -> set[str]:
         """Gates (among ``candidates``) whose inputs match a changed file, plus their dependents."""
@@ -231,32 +456,62 @@ class Runner:
         except ValueError:
             return path.as_posix()
 
-    def compute_keys(self, names: list[str], workdir: Path) -> dict[str, str]:
-        """Cache keys of ``names`` (topological order; upstream keys feed downstream ones)."""
+    def compute_keys(self, names: list[str], workdir: Path, changed: list[str] | None = None) -> dict[str, str]:
+        """Cache keys of ``names`` (topological order; upstream keys feed downstream ones).
+
+        ``changed``: the change's files (None in ``--all``/``--only`` runs), for the gates that ask for them.
+        """
         hasher = cache_mod.InputHasher(workdir)
-        tools = cache_mod.tool_versions()
-        env = cache_mod.allowed_env(self.config.model.env_allowlist)
+        tools = {**cache_mod.tool_versions(), "packages": self._packages_digest,
+                 "lockfiles": cache_mod.lockfiles_digest(workdir)}
+        env = self._visible_env()
+        key_env = {**env, "PYTHONPATH (outer)": os.environ.get("PYTHONPATH", "")}
+        programs = cache_mod.ProgramHasher(env.get("PATH"))
         keys: dict[str, str] = {}
         for name in order(self.graph, with_upstream(self.graph, names)):
             spec = self.config.gates[name]
             digest, _ = hasher.inputs_digest(self._globs(spec))
+            extra = dict(self._base_facts()) if (spec.uses_base or spec.machine_bound) else {}
+            if _wants_files(spec):
+                files = self._files_for(spec, hasher, changed)
+                self._gate_files[name] = files
+                extra["files"] = "\n".join(files)
+            argvs = [self._argv(argv, workdir, workdir, keep_files=True) for argv in spec.argvs]
             keys[name] = cache_mod.gate_key(
                 spec_text=spec.fingerprint(),
                 inputs_digest=digest,
                 upstream_keys={u: keys[u] for u, _ in upstream_of(self.graph, name)},
                 tools=tools,
-                env=env,
-                extra=self._base_facts() if (spec.uses_base or spec.machine_bound) else None,
+                env=key_env,
+                extra=extra,
                 fingerprint=self.machine if spec.machine_bound else None,
+                programs=programs.commands(argvs, workdir),
             )
         return keys
+
+    @functools.cached_property
+    def _packages_digest(self) -> str:
+        """The installed package set (once per run)."""
+        return cache_mod.installed_packages_digest()
+
+    def _visible_env(self) -> dict[str, str]:
+        """The runner's variables a gate may see (allow-listed and set); all of them are in its key."""
+        return cache_mod.allowed_env(cache_mod.gate_env_names(self.config.model.env_allowlist))
+
+    def _files_for(self, spec: GateSpec, hasher: cache_mod.InputHasher, changed: list[str] | None) -> list[str]:
+        """The files a gate that asks for them gets: the change's files in the tree that match its globs."""
+        globs = self._globs(spec)
+        if changed is None:
+            return hasher.matching(globs) if globs else list(hasher.files)
+        present = set(hasher.files)
+        return [f for f in changed if f in present and (not globs or aff.matches(f, globs))]
 
     def _base_facts(self) -> dict[str, str]:
         """What a base-dependent result depends on: the commits of HEAD and of the base, and the mode."""
         if self._base_cache is None:
             staged = self.options.mode == "hook" and self.options.hook == "pre-commit"
             self._base_cache = {
-                "head": _git_head(self.repo) or "",
+                "head": self._head() or "",
                 "base": _rev(self.repo, self.options.base) if self.options.base else "",
                 "base_ref": self.options.base or "",
                 "staged": "1" if staged else "",
@@ -267,9 +522,11 @@ class Runner:
     def run(self) -> RunRecord:
         """Plan, run, record. Returns the run record (its ``exit_code`` is the CLI's).
 
-        SIGTERM (a cancelled CI job, a killed hook) stops the run like Ctrl-C: every gate's process group is
-        killed and no partial record is left.
+        SIGTERM (a cancelled CI job, a killed hook) stops the run like Ctrl-C: every process a running gate
+        started is killed and no partial record is left.
         """
+        if self.options.subreaper:
+            become_subreaper()
         if threading.current_thread() is not threading.main_thread():
             return self._run()
         previous = signal.signal(signal.SIGTERM, _raise_exit)
@@ -281,6 +538,7 @@ class Runner:
     def _run(self) -> RunRecord:
         started = time.time()
         plan = self.plan()
+        self._changed = plan.changed if plan.from_change else None
         run_id = new_run_id()
         runs_root = self.state_dir / "gates" / "runs"
         partial = runs_root / f".{run_id}.partial"
@@ -301,7 +559,7 @@ class Runner:
                 mode=self.options.mode,
                 hook=self.options.hook,
                 base=self.options.base,
-                head=_git_head(self.repo),
+                head=self._head(),
                 machine=self.machine,
                 results=results,
                 changed_files=plan.changed,
@@ -325,9 +583,24 @@ class Runner:
             if db is not None:
                 db.close()
 
+    def _head(self) -> str | None:
+        """The commit under test: the pushed commit of a pre-push run, else HEAD."""
+        return self._pushed_commit or _git_head(self.repo)
+
+    @functools.cached_property
+    def _pushed_commit(self) -> str | None:
+        """The full sha of ``options.commit`` (None when the run tests the index or the working tree)."""
+        return _rev(self.repo, self.options.commit) if self.options.commit is not None else None
+
     @contextlib.contextmanager
     def _workdir(self, plan: Plan) -> Iterator[Path]:
-        if self.options.source == "index" and aff.unstaged_changes(self.repo):
+        """The tree under test: the pushed commit's tree, the index (pre-commit, ``source="index"``), or the
+        working tree."""
+        opts = self.options
+        if opts.commit is not None:
+            with commit_snapshot(self.repo, opts.commit) as snap:
+                yield snap
+        elif opts.source == "index" or (opts.mode == "hook" and opts.hook == "pre-commit"):
             with index_snapshot(self.repo) as snap:
                 yield snap
         else:
@@ -340,7 +613,7 @@ class Runner:
     def _run_selected(
         self, selected: list[str], workdir: Path, run_dir: Path, final_dir: Path, run_id: str, db: ResultsDB | None
     ) -> list[GateResult]:
-        keys = self.compute_keys(selected, workdir)
+        keys = self.compute_keys(selected, workdir, self._changed)
         gpus = cache_mod.gpu_count() if any(self.config.gates[n].resources.gpu for n in selected) else 0
         workers = self.options.workers or self.config.defaults.workers
         done: dict[str, GateResult] = {}
@@ -405,28 +678,33 @@ class Runner:
     def _decide(
         self, spec: GateSpec, ups: list[tuple[str, str]], done: dict[str, GateResult], gpus: int
     ) -> GateResult | None:
-        """A skipped/omitted result when the gate must not run, else None."""
-        def out(status: GateStatus, reason: str) -> GateResult:
-            return GateResult(gate=spec.name, status=status, required=spec.required, reason=reason, started=time.time())
+        """A skipped/omitted result when the gate must not run, else None.
+
+        The dependencies decide through :func:`bno_quality_gates.dag.decide` (the table the GitHub Actions
+        export writes its conditions from): a false condition skips the gate (never a failure), an unmet
+        one omits it (a failure when the gate is required). ``$SKIP`` comes first, the GPU check last.
+        """
+        from bno_quality_gates.dag import Outcome, decide
+        from bno_quality_gates.results import SkipCause
+
+        def out(status: GateStatus, reason: str, cause: SkipCause | None = None) -> GateResult:
+            return GateResult(gate=spec.name, status=status, required=spec.required, reason=reason,
+                              started=time.time(), skip_cause=cause)
 
         if spec.name in self.options.skip:
-            return out(GateStatus.SKIPPED, "skipped on request ($SKIP)")
-        for upstream, condition in ups:
-            r = done[upstream]
-            outcome = GateStatus.PASSED if r.ok else r.status
-            if condition == "always":
-                continue
-            if condition == "passed" and outcome != "passed":
-                return out(GateStatus.OMITTED, f"upstream {upstream} {r.status}")
-            if condition == "completed" and outcome not in ("passed", "failed"):
-                return out(GateStatus.OMITTED, f"upstream {upstream} {r.status}")
-            if condition == "failed":
-                if outcome == "passed":
-                    return out(GateStatus.SKIPPED, f"runs only when {upstream} fails; it passed")
-                if outcome != "failed":
-                    return out(GateStatus.OMITTED, f"upstream {upstream} {r.status}")
+            return out(GateStatus.SKIPPED, "skipped on request ($SKIP)", SkipCause.REQUESTED)
+        outcome, upstream, status = decide([(u, c, done[u].status) for u, c in ups])
+        if outcome == Outcome.SKIP:
+            if status in (GateStatus.PASSED, GateStatus.CACHED):
+                reason = f"runs only when {upstream} fails; it passed"
+            else:
+                reason = f"upstream {upstream} {status}; this gate is not wanted either"
+            return out(GateStatus.SKIPPED, reason, SkipCause.CONDITION)
+        if outcome == Outcome.OMIT:
+            return out(GateStatus.OMITTED, f"upstream {upstream} {status}")
         if spec.resources.gpu > gpus:
-            return out(GateStatus.SKIPPED, f"needs {spec.resources.gpu} GPU(s); this machine has {gpus}")
+            return out(GateStatus.SKIPPED, f"needs {spec.resources.gpu} GPU(s); this machine has {gpus}",
+                       SkipCause.RESOURCES)
         return None
 
     def _replay(self, spec: GateSpec, key: str, db: ResultsDB, run_dir: Path, final_dir: Path) -> GateResult | None:
@@ -450,8 +728,9 @@ class Runner:
         )
 
     def _gate_env(self, spec: GateSpec, workdir: Path, out_dir: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(spec.env)
+        """What a gate sees: the allow-listed variables, its own ``env`` (placeholders filled in), ``GATE_*``."""
+        env = self._visible_env()
+        env.update({k: self._fill(v, workdir, out_dir, spec.name) for k, v in spec.env.items()})
         env.update(
             {
                 "GATE_NAME": spec.name,
@@ -460,6 +739,7 @@ class Runner:
                 "GATE_OUT": str(out_dir),
                 "GATE_PARAMS": json.dumps(spec.params, sort_keys=True),
                 "GATE_BASE": self.options.base or "",
+                "GATE_HEAD": self._pushed_commit or "",
                 "GATE_STAGED": "1" if (self.options.mode == "hook" and self.options.hook == "pre-commit") else "",
                 "GATE_COMPONENTS_FILE": str(self.config.components_path().resolve()),
                 "PYTHONPATH": os.pathsep.join([*(str(workdir / p) for p in self.config.model.python_path),
@@ -475,7 +755,12 @@ class Runner:
         """The main working tree of the repository (one git call per run, not per gate command)."""
         return main_checkout(self.repo)
 
-    def _argv(self, argv: list[str], workdir: Path, out_dir: Path) -> list[str]:
+    def _files_file(self, run_dir: Path, gate: str) -> Path:
+        return run_dir / "gates" / f"{gate}.files"
+
+    def _fill(self, token: str, workdir: Path, out_dir: Path, gate: str, run_dir: Path | None = None) -> str:
+        """``token`` with the placeholders ``{python}``, ``{main}``, ``{repo}``, ``{workdir}``, ``{out}``,
+        ``{base}``, ``{head}`` and ``{files_file}`` filled in."""
         values = {
             "{python}": sys.executable,
             "{main}": str(self._main_checkout),
@@ -483,14 +768,29 @@ class Runner:
             "{workdir}": str(workdir),
             "{out}": str(out_dir),
             "{base}": self.options.base or "",
+            "{head}": self._pushed_commit or "",
+            FILES_FILE_PLACEHOLDER: str(self._files_file(run_dir or out_dir.parent.parent, gate)),
         }
-        result = []
+        for placeholder, value in values.items():
+            if placeholder in token:
+                token = token.replace(placeholder, value)
+        return token
+
+    def _argv(self, argv: list[str], workdir: Path, out_dir: Path, *, gate: str = "", keep_files: bool = False
+              ) -> list[str]:
+        """A command with its placeholders filled in; a token ``{files}`` becomes one argument per file of the
+        gate (``keep_files``: left as it is, for the cache key, which holds the list itself)."""
+        files = self._gate_files.get(gate, [])
+        result: list[str] = []
         for index, token in enumerate(argv):
             if index == 0 and token in ("python", "python3"):
                 token = sys.executable
-            for placeholder, value in values.items():
-                token = token.replace(placeholder, value)
-            result.append(token)
+            if not keep_files and token == FILES_PLACEHOLDER:
+                result.extend(files)
+                continue
+            if not keep_files and FILES_PLACEHOLDER in token:
+                token = token.replace(FILES_PLACEHOLDER, " ".join(files))
+            result.append(self._fill(token, workdir, out_dir, gate))
         return result
 
     def _execute(
@@ -510,6 +810,8 @@ class Runner:
         log_path = run_dir / "logs" / f"{spec.name}.log"
         out_dir = run_dir / "gates" / spec.name
         out_dir.mkdir(parents=True, exist_ok=True)
+        if spec.name in self._gate_files:
+            atomic_write(self._files_file(run_dir, spec.name), "".join(f"{f}\n" for f in self._gate_files[spec.name]))
         env = self._gate_env(spec, workdir, out_dir)
         transient_patterns = [re.compile(p) for p in spec.transient.patterns]
         attempts = 0
@@ -570,39 +872,44 @@ class Runner:
         start_offset = log.tell()
         exit_code: int | None = None
         for argv in spec.argvs:
-            real = self._argv(argv, workdir, out_dir)
+            real = self._argv(argv, workdir, out_dir, gate=spec.name)
             log.write(f"== attempt {number}: {' '.join(real)}\n".encode())
             log.flush()
             if self._stopping.is_set():
                 return _Attempt(None, False, "the run was interrupted", _tail(log, start_offset))
+            tag = secrets.token_hex(8)
             try:
                 proc = subprocess.Popen(
-                    real, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    real, cwd=workdir, env={**env, PROCESS_TAG_VAR: tag}, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True,
                 )
             except OSError as exc:
                 message = f"cannot start {real[0]!r}: {exc.strerror or exc}"
                 log.write(f"{message}\n".encode())
                 return _Attempt(None, False, message, _tail(log, start_offset))
             with self._active_lock:
-                self._active.add(proc)
+                self._active[proc] = tag
             try:
                 exit_code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                kill_group(proc, self.config.defaults.term_grace)
-                log.write(f"\n== timed out after {spec.timeout:g}s: process group {proc.pid} killed ==\n".encode())
+                kill_group(proc, self.config.defaults.term_grace, tag)
+                log.write(f"\n== timed out after {spec.timeout:g}s: every process it started killed ==\n".encode())
                 log.flush()
                 return _Attempt(None, True, None, _tail(log, start_offset))
             finally:
-                # nothing a gate started outlives it
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid, tag, 0.0, keep=proc.pid)  # nothing a gate started outlives it
                 with self._active_lock:
-                    self._active.discard(proc)
+                    self._active.pop(proc, None)
             if exit_code != 0:
                 break
         log.flush()
         return _Attempt(exit_code, False, None, _tail(log, start_offset))
+
+
+def _wants_files(spec: GateSpec) -> bool:
+    """Whether a gate asks for the change's files (``{files}`` or ``{files_file}`` in a command or its env)."""
+    texts = [token for argv in spec.argvs for token in argv] + list(spec.env.values())
+    return any(FILES_PLACEHOLDER in t or FILES_FILE_PLACEHOLDER in t for t in texts)
 
 
 def _raise_exit(signum: int, frame: object) -> None:

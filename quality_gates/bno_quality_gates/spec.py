@@ -1,7 +1,10 @@
 """The gate DAG specification: ``workflows/gates.yaml`` parsed into validated models.
 
 Every error names the file, line, column and field (through :mod:`bno_foundation.yamlio`): unknown fields,
-bad types, a dependency on a gate that does not exist, a bad dependency condition and dependency cycles.
+bad types, a dependency on a gate that does not exist, a bad dependency condition, dependency cycles, a
+timeout that is not a finite number of seconds in (0, one day], and a gate name (or any key) given twice
+(the message names both lines). Problems that do not stop a run are :attr:`GatesConfig.warnings`: a required
+gate that can only run when another gate fails (docs/gates-ci.md, "Conditions").
 
 A gate looks like::
 
@@ -38,6 +41,7 @@ CONDITIONS: tuple[str, ...] = tuple(Condition)
 HOOK_NAMES: tuple[str, ...] = ("pre-commit", "pre-push")
 HookName = Literal["pre-commit", "pre-push"]
 _GATE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+MAX_TIMEOUT = 86400.0  # seconds: a gate that may run for more than a day is a mistake in the file
 
 
 class Transient(BaseModel):
@@ -80,7 +84,7 @@ class GateSpec(BaseModel):
     depends: list[str] = Field(default_factory=list)
     inputs: list[str] = Field(default_factory=list)
     components: list[str] = Field(default_factory=list)
-    timeout: float = Field(default=600.0, gt=0)
+    timeout: float = Field(default=600.0, gt=0, le=MAX_TIMEOUT, allow_inf_nan=False, strict=True)
     retries: int = Field(default=0, ge=0, le=10)
     transient: Transient = Field(default_factory=Transient)
     errored_exit_codes: list[int] = Field(default_factory=list)
@@ -125,7 +129,7 @@ class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workers: int = Field(default=2, ge=1, le=64)
-    term_grace: float = Field(default=5.0, ge=0)
+    term_grace: float = Field(default=5.0, ge=0, le=MAX_TIMEOUT, allow_inf_nan=False, strict=True)
 
 
 class GatesFile(BaseModel):
@@ -158,6 +162,8 @@ class GatesConfig:
         self.located = located
         self.path = Path(located.path)
         self.gates: dict[str, GateSpec] = model.gates
+        self.warnings: list[ConfigError] = _warnings(model, located)
+        """Problems that do not stop a run, each naming file, line and field like an error (never raised)."""
 
     @property
     def defaults(self) -> Defaults:
@@ -227,6 +233,33 @@ def _check_cycles(model: GatesFile, located: Located) -> None:
     raise located.error(f"dependency cycle: {path}", ("gates", first_down, "depends", index))
 
 
+def _warnings(model: GatesFile, located: Located) -> list[ConfigError]:
+    """A required gate with a ``.failed`` dependency runs only when that gate fails: in a green run it is
+    skipped (which does not fail the run), so ``required`` matters only in runs that are failing anyway
+    when the upstream gate is required itself. Usually ``required: false`` was meant."""
+    out = []
+    for name, gate in model.gates.items():
+        if not gate.required:
+            continue
+        for index, text in enumerate(gate.depends):
+            upstream, condition = parse_dependency(text)
+            if condition != Condition.FAILED:
+                continue
+            if model.gates[upstream].required:
+                consequence = ("whenever it runs the run has already failed, so 'required' decides nothing:"
+                               " set 'required: false'")
+            else:
+                consequence = (f"a green run skips it; set 'required: false' unless its failure must fail a run"
+                               f" that optional {upstream!r} alone would not fail")
+            kind = "a required" if model.gates[upstream].required else "an optional"
+            out.append(located.error(
+                f"required gate {name!r} runs only when {kind} gate {upstream!r} fails (depends: {text}): "
+                + consequence,
+                ("gates", name, "depends", index),
+            ))
+    return out
+
+
 def config_from_located(located: Located) -> GatesConfig:
     """Validate a parsed gates document."""
     if not isinstance(located.data, dict):
@@ -237,10 +270,11 @@ def config_from_located(located: Located) -> GatesConfig:
 
 
 def load_gates(path: str | Path) -> GatesConfig:
-    """Load and validate ``gates.yaml``; ConfigError with file:line:col:field on any problem."""
+    """Load and validate ``gates.yaml``; ConfigError with file:line:col:field on any problem (a gate or
+    any other key given twice names both lines: :mod:`bno_foundation.yamlio`)."""
     return config_from_located(load_yaml(path))
 
 
 def parse_gates(text: str, path: str | Path = "gates.yaml") -> GatesConfig:
-    """Validate gates YAML given as text (tests, generated configs)."""
+    """Validate gates YAML given as text (tests, generated configs); the same checks as :func:`load_gates`."""
     return config_from_located(parse_yaml(text, path))

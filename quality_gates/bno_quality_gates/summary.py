@@ -1,9 +1,12 @@
-"""Human summaries of a gate run: a Markdown file per run and a rich table on the terminal."""
+"""Human summaries of a gate run: a Markdown file per run, a rich table on the terminal, and the tail of each
+failing gate's output (control characters made visible, shown as text, never as markup)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import unicodedata
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from bno_quality_gates.results import GateResult, RunRecord
@@ -101,6 +104,91 @@ def markdown(run: RunRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record_from_json(data: Mapping[str, Any]) -> RunRecord:
+    """A stored run record (``RunRecord.to_json()``) read back; derived keys (verdict, duration) are dropped."""
+    import dataclasses
+
+    result_fields = {f.name for f in dataclasses.fields(GateResult)}
+    run_fields = {f.name for f in dataclasses.fields(RunRecord)}
+    values = {k: v for k, v in data.items() if k in run_fields}
+    values["results"] = [GateResult(**{k: v for k, v in r.items() if k in result_fields})
+                         for r in data.get("results", [])]
+    return RunRecord(**values)
+
+
+def render_run(run: RunRecord, console: Any) -> None:
+    """One recorded run in full: what was tested, the table of its gates and the verdict."""
+    from rich.text import Text
+
+    when = _dt.datetime.fromtimestamp(run.started, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    facts = [("started", when), ("mode", run.mode + (f" (hook {run.hook})" if run.hook else "")),
+             ("base", run.base or "-"), ("head", run.head or "-"), ("machine", run.machine),
+             ("records", run.run_dir or "-")]
+    if run.skip_requested:
+        facts.append(("SKIP requested", ", ".join(run.skip_requested)))
+    if run.changed_files:
+        more = f" (+{len(run.changed_files) - 10} more)" if len(run.changed_files) > 10 else ""
+        facts.append(("changed files", ", ".join(run.changed_files[:10]) + more))
+    for label, value in facts:
+        line = Text(f"{label}: ", style="dim")
+        line.append(value)
+        console.print(line)
+    render_table(run, console)
+
+
+TAIL_LINES = 30
+_KEPT_CONTROLS = frozenset("\n\t")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control or format character (ANSI escapes, carriage returns, bidi overrides) shown
+    as an escape such as ``\\x1b``; newlines and tabs stay."""
+    text = text.replace("\r\n", "\n")
+    out: list[str] = []
+    for ch in text:
+        if ch in _KEPT_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cf"):
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def output_tail(text: str, lines: int = TAIL_LINES) -> tuple[str, int]:
+    """(the last ``lines`` lines of ``text``, made :func:`visible`; how many lines ``text`` has)."""
+    all_lines = visible(text).rstrip("\n").split("\n") if text.strip() else []
+    return "\n".join(all_lines[-lines:]), len(all_lines)
+
+
+def failure_tails(run: RunRecord, lines: int = TAIL_LINES) -> list[tuple[GateResult, str, int]]:
+    """For each gate that failed or errored and left a log: (result, the tail of its log, its line count)."""
+    out: list[tuple[GateResult, str, int]] = []
+    for result in run.results:
+        if result.status not in ("failed", "errored") or not result.log_path:
+            continue
+        try:
+            text = Path(result.log_path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        tail, count = output_tail(text, lines)
+        if tail:
+            out.append((result, tail, count))
+    return out
+
+
+def render_failures(run: RunRecord, console: Any, lines: int = TAIL_LINES) -> None:
+    """Print the tail of each failing gate's output on ``console`` (as plain text: no markup is read)."""
+    from rich.text import Text
+
+    for result, tail, count in failure_tails(run, lines):
+        shown = min(lines, count)
+        header = Text(f"── {result.gate} {result.status}: ", style="bold red")
+        header.append(f"last {shown} of {count} line(s) of {result.log_path}" if count > shown
+                      else f"its output ({result.log_path})", style="dim")
+        console.print(header)
+        console.print(Text(tail), soft_wrap=True)
+
+
 def render_table(run: RunRecord, console: Any | None = None) -> None:
     """Print the summary table and the verdict with rich."""
     from rich.console import Console
@@ -116,13 +204,14 @@ def render_table(run: RunRecord, console: Any | None = None) -> None:
             table.add_column(header, overflow="fold", max_width=70)
         else:
             table.add_column(header, no_wrap=True)
+    from rich.text import Text
+
     for result in run.results:
-        row = _row(result)
-        style = STATUS_STYLE.get(result.status, "")
-        row[1] = f"[{style}]{row[1]}[/]" if style else row[1]
+        row: list[Any] = [Text(cell) for cell in _row(result)]  # user text: never read as markup
+        row[1].stylize(STATUS_STYLE.get(result.status, ""))
         table.add_row(*row)
     console.print(table)
     if run.not_affected:
-        console.print(f"not affected: {', '.join(run.not_affected)}")
+        console.print(Text(f"not affected: {', '.join(run.not_affected)}"))
     colour = "green" if run.passed else ("yellow" if run.exit_code == 0 else "red")
-    console.print(f"[{colour}]{verdict_line(run)}[/]")
+    console.print(Text(verdict_line(run), style=colour))

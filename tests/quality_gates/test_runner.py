@@ -128,7 +128,8 @@ def test_failed_condition_is_skipped_when_upstream_passes(repo: Path) -> None:
     )
     record = run(repo, use_cache=False)
     assert by_gate(record) == {"build": "passed", "on-failure": "skipped"}
-    assert record.exit_code == 1, "a skipped required gate is never green"
+    assert record.results[1].skip_cause == "condition"
+    assert record.exit_code == 0 and record.passed, "a gate whose condition is false is not wanted: still green"
 
 
 def test_skip_env_is_honoured_and_recorded(repo: Path) -> None:
@@ -321,7 +322,7 @@ def test_records_junit_and_summary(repo: Path) -> None:
     run_dir = Path(record.run_dir or "")
     assert json.loads((run_dir / "run.json").read_text())["run_id"] == record.run_id
     junit = (run_dir / "junit.xml").read_text()
-    assert 'name="bad"' in junit and "<failure" in junit and "boom" in junit
+    assert 'name="bad"' in junit and '<skipped message="optional gate failed' in junit and "boom" in junit
     summary = (run_dir / "summary.md").read_text()
     assert "| good | passed |" in summary and "| bad | failed |" in summary
     assert not list(run_dir.parent.glob(".*.partial")), "no partial run directory is left"

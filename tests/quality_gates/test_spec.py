@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bno_foundation.errors import ConfigError
@@ -59,6 +61,24 @@ def test_dependency_syntax() -> None:
         ("gates:\n  Bad.Name:\n    command: [x]\n", 2, "gates.Bad.Name", "lower case"),
         ("gates:\n  a:\n    command: [x]\n    transient: {patterns: ['(']}\n", 4, "gates.a.transient.patterns", "regular"),
         ("gates:\n  a:\n    command: [x]\n    depends: [a]\n", 4, "gates.a.depends.0", "itself"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: .inf\n", 4, "gates.a.timeout", "finite"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: -.inf\n", 4, "gates.a.timeout", "finite"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: .nan\n", 4, "gates.a.timeout", "finite"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: 1.0e+400\n", 4, "gates.a.timeout", "finite"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: -5\n", 4, "gates.a.timeout", "greater than 0"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: 0\n", 4, "gates.a.timeout", "greater than 0"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: 90000\n", 4, "gates.a.timeout", "less than or equal"),
+        ("gates:\n  a:\n    command: [x]\n    timeout: true\n", 4, "gates.a.timeout", "valid number"),
+        ("defaults:\n  term_grace: .inf\ngates:\n  a:\n    command: [x]\n", 2, "defaults.term_grace", "finite"),
+        ("defaults:\n  term_grace: -1\ngates:\n  a:\n    command: [x]\n", 2, "defaults.term_grace", "greater than"),
+        (
+            "gates:\n  lint:\n    command: [x]\n  test:\n    command: [x]\n  lint:\n    command: [y]\n",
+            6, "gates.lint", "duplicate key 'lint': given at line 2 and again at line 6",
+        ),
+        (
+            "gates:\n  a:\n    command: [x]\n    timeout: 5\n    timeout: 9\n",
+            5, "gates.a.timeout", "duplicate key 'timeout': given at line 4 and again at line 5",
+        ),
     ],
 )
 def test_bad_files_name_file_line_and_field(text: str, line: int | None, field: str | None, message: str) -> None:
@@ -98,6 +118,7 @@ def test_shipped_gates_file_is_valid() -> None:
 
     root = Path(__file__).resolve().parents[2] / "workflows"
     config = load_gates(root / "gates.yaml")
+    assert config.warnings == [], [str(w) for w in config.warnings]
     components = load_components(root / "components.yaml")
     config.check_components(set(components))
     assert {"build", "test", "perf", "docs", "integration"} <= set(config.gates)
@@ -105,3 +126,39 @@ def test_shipped_gates_file_is_valid() -> None:
                 "bitnet-benchmarks", "kernels", "orchestrator", "quality-gates", "foundation", "docs", "tests", "architecture",
                 "publishing"}
     assert expected == set(components)
+
+
+def test_timeout_zero_is_meaningful_only_for_the_kill_grace() -> None:
+    config = parse_gates("defaults:\n  term_grace: 0\ngates:\n  a:\n    command: [x]\n    timeout: 0.5\n", "g.yaml")
+    assert config.defaults.term_grace == 0 and config.gates["a"].timeout == 0.5
+
+
+def test_duplicate_gate_in_a_file_names_both_lines(tmp_path: Path) -> None:
+    from bno_quality_gates.spec import load_gates
+
+    path = tmp_path / "gates.yaml"
+    path.write_text("gates:\n  build:\n    command: [x]\n  build:\n    command: [y]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_gates(path)
+    assert (info.value.path, info.value.line, info.value.field) == (str(path), 4, "gates.build")
+    assert "line 2" in str(info.value) and "line 4" in str(info.value)
+
+
+def test_a_required_gate_that_runs_only_on_failure_is_warned_about() -> None:
+    config = parse_gates(
+        "gates:\n  build:\n    command: [x]\n  lint:\n    command: [x]\n    required: false\n"
+        "  diagnose:\n    command: [x]\n    depends: [build.failed]\n"
+        "  lint-report:\n    command: [x]\n    depends: [lint.failed]\n    required: false\n"
+        "  after:\n    command: [x]\n    depends: [build.passed, lint.completed]\n",
+        "workflows/gates.yaml",
+    )
+    assert len(config.warnings) == 1, [str(w) for w in config.warnings]
+    warning = config.warnings[0]
+    assert (warning.path, warning.line, warning.field) == ("workflows/gates.yaml", 9, "gates.diagnose.depends.0")
+    assert "runs only when a required gate 'build' fails" in str(warning) and "required: false" in str(warning)
+    optional_upstream = parse_gates(
+        "gates:\n  lint:\n    command: [x]\n    required: false\n  hint:\n    command: [x]\n"
+        "    depends: [lint.failed]\n", "g.yaml")
+    assert [w.line for w in optional_upstream.warnings] == [7]
+    assert "an optional gate 'lint'" in str(optional_upstream.warnings[0])
+    assert parse_gates(GOOD, "g.yaml").warnings == []

@@ -17,7 +17,10 @@ def _config(args: argparse.Namespace) -> tuple[Path, Any]:
     from bno_quality_gates.spec import load_gates
 
     repo = repo_from_args(args)
-    return repo, load_gates(gates_file(repo, args.config))
+    config = load_gates(gates_file(repo, args.config))
+    for warning in config.warnings:  # e.g. a required gate that can only run when another fails
+        print(f"warning: {warning}", file=sys.stderr)
+    return repo, config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -86,6 +89,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
                 "levels": levels(graph),
                 "edges": [{"from": u, "to": v, "condition": d["condition"]} for u, v, d in sorted(graph.edges(data=True))],
                 "gates": {n: s.model_dump(mode="json") for n, s in config.gates.items()},
+                "warnings": [str(w) for w in config.warnings],
             }
         )
     elif args.dot:
@@ -102,7 +106,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    """Recorded runs (newest first), one run in full (--run), or one gate's results (--gate)."""
+    """Recorded runs (newest first), one run in full (--run: a table; its raw record with --json), or one
+    gate's results (--gate)."""
     from bno_quality_gates.results import ResultsDB
     from bno_quality_gates.summary import status_counts
 
@@ -117,8 +122,15 @@ def cmd_history(args: argparse.Namespace) -> int:
             data = db.history(args.gate, limit=args.limit)
         else:
             data = db.runs(args.limit)
-    if args.json or args.run:
+    if args.json:
         print_json(data)
+        return EXIT_OK
+    if args.run:
+        from rich.console import Console
+
+        from bno_quality_gates.summary import record_from_json, render_run
+
+        render_run(record_from_json(data), Console(highlight=False, width=None if sys.stdout.isatty() else 160))
         return EXIT_OK
     if args.gate:
         for row in data:

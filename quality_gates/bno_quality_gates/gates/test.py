@@ -112,8 +112,8 @@ class MissingBase(Exception):
     """The base ref of the change is not in the local repository."""
 
 
-def diff_text(git_repo: Path, *, staged: bool, base: str | None) -> str:
-    """The ``git diff -U0`` of the change under test."""
+def diff_text(git_repo: Path, *, staged: bool, base: str | None, head: str | None = None) -> str:
+    """The ``git diff -U0`` of the change under test (``head``: the pushed commit of a pre-push run)."""
     if not staged and base:
         check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], cwd=git_repo,
                                capture_output=True, text=True, check=False)
@@ -122,6 +122,8 @@ def diff_text(git_repo: Path, *, staged: bool, base: str | None) -> str:
     args = ["git", "diff", "-U0", "--no-color", "--no-ext-diff", "--no-renames"]
     if staged:
         args.append("--cached")
+    elif head:
+        args += [base or f"{head}~1", head]
     else:
         args.append(base or "HEAD")
     proc = subprocess.run(args, cwd=git_repo, capture_output=True, text=True, check=False)
@@ -237,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
 
     base_missing = None
     try:
-        changed = changed_lines(diff_text(repo(), staged=staged, base=base))
-        if not staged:
+        pushed = os.environ.get("GATE_HEAD") or None  # a pre-push run: the pushed commit, not the work tree
+        changed = changed_lines(diff_text(repo(), staged=staged, base=base, head=pushed))
+        if not staged and pushed is None:
             changed.update(untracked_lines(repo(), root))
     except MissingBase as exc:
         base_missing = str(exc)
