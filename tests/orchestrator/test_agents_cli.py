@@ -84,7 +84,10 @@ def test_import_errors_are_user_errors(capsys: pytest.CaptureFixture[str], tmp_p
     assert code == 2 and "no such file" in err
 
 
-@pytest.mark.parametrize(("fmt", "expected"), [("claude", "code.md"), ("roo", ".roomodes"), ("crewai", "agents.yaml"), ("copilot", "code.agent.md")])
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [("claude", "code.md"), ("roo", ".roomodes"), ("crewai", "agents.yaml"), ("copilot", "code.agent.md"), ("gemini", "code.md")],
+)
 def test_export(capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str, expected: str) -> None:
     code, out, _ = run(capsys, "agents", "export", fmt, "--out", str(tmp_path), "--json")
     data = json.loads(out)
@@ -113,3 +116,59 @@ def test_atomic_writes_leave_nothing_half_written(tmp_path: Path, monkeypatch: p
         write_files_atomically({old: "new\n", tmp_path / "b.md": "b\n"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md"]
     assert old.read_text(encoding="utf-8") == "old\n"
+
+
+def test_import_claude_refuses_a_roomodes_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    roomodes = CORPUS / "roomodes" / "0xsend__sendapp.roomodes"
+    code, out, err = run(capsys, "agents", "import", "claude", str(roomodes), "--into", str(tmp_path), "--dry-run")
+    assert code == 2 and f"{roomodes}:1: this is a roo file, not a claude one" in err and not out
+
+
+def test_import_auto_reports_every_skipped_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in ("crewAIInc__crewAI-examples__write_poem__agents.yaml", "crewAIInc__crewAI-examples__write_poem__tasks.yaml"):
+        (mixed / name).write_bytes((CORPUS / "crewai" / name).read_bytes())
+    (mixed / "debugger.md").write_bytes((CORPUS / "claude-code" / "wshobson__agents__debugger.md").read_bytes())
+    (mixed / ".roomodes").write_bytes((CORPUS / "roomodes" / "Cidan__BetterBags.roomodes").read_bytes())
+    (mixed / "README.md").write_text("# Our agents\n", encoding="utf-8")
+    (mixed / "logo.png").write_bytes(b"\x89PNG")
+    into = tmp_path / "agents"
+    code, out, _ = run(capsys, "agents", "import", "auto", str(mixed), "--into", str(into), "--dry-run", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["format"] == "claude+crewai+roo"
+    assert sorted(Path(s["path"]).name for s in data["skipped"]) == [
+        "README.md", "crewAIInc__crewAI-examples__write_poem__tasks.yaml", "logo.png",
+    ]  # fmt: skip
+    assert {p["action"] for p in data["plan"]} == {"create"} and len(data["plan"]) == len(data["would_write"]) >= 3
+    code, out, _ = run(capsys, "agents", "import", "auto", str(mixed), "--into", str(into), "--dry-run")
+    assert code == 0 and "skipped 3 file(s):" in out and "README.md is documentation" in out
+
+
+def test_dry_run_lists_created_changed_and_replaced_shipped_agents(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "agents").mkdir(parents=True)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "code.md").write_text("---\nname: code\ndescription: Writes code my way\n---\nYou code.\n", encoding="utf-8")
+    (source / "helper.md").write_text("---\nname: helper\ndescription: Helps\nmodel: opus\n---\nYou help.\n", encoding="utf-8")
+    (source / "fresh.md").write_text("---\nname: fresh\ndescription: New\n---\nYou are new.\n", encoding="utf-8")
+    code, _, _ = main_run(capsys, repo, "agents", "import", "claude", str(source / "helper.md"))
+    assert code == 0
+    (source / "helper.md").write_text("---\nname: helper\ndescription: Helps more\nmodel: opus\n---\nYou help.\n", encoding="utf-8")
+    code, out, _ = main_run(capsys, repo, "agents", "import", "claude", str(source), "--dry-run")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("create", "change", "replace-shipped"))}
+    assert "fresh:" in lines["create"]
+    assert "helper:" in lines["change"] and "(fields: description)" in lines["change"]
+    assert "code:" in lines["replace-shipped"] and "description" in lines["replace-shipped"] and "body" in lines["replace-shipped"]
+    code, out, _ = main_run(capsys, repo, "agents", "import", "claude", str(source), "--dry-run", "--json")
+    plan = {p["agent"]: p for p in json.loads(out)["plan"]}
+    assert [plan[n]["action"] for n in ("code", "fresh", "helper")] == ["replace-shipped", "create", "change"]
+    assert plan["helper"]["fields"] == ["description"]
+
+
+def main_run(capsys: pytest.CaptureFixture[str], repo: Path, *argv: str) -> tuple[int, str, str]:
+    code = main(["--repo", str(repo), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -10,6 +10,7 @@ import yaml
 from bno_foundation.errors import ConfigError
 from bno_orchestrator.agents import AgentSpec, dump_agent, load_agent, load_agents, validate_paths
 from bno_orchestrator.agents.render import TASK_DEFAULTS, render_body, sample_task
+from bno_orchestrator.agents.spec import AgentOrigin
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = REPO / "agents"
@@ -190,3 +191,30 @@ def test_duplicate_names_across_directories(tmp_path: Path) -> None:
     write(tmp_path / "b", "dup", GOOD.format(name="dup"))
     report = validate_paths([tmp_path / "a", tmp_path / "b"], workflows=tmp_path)
     assert [p.field for p in report.problems] == ["name"]
+
+
+def test_origin_is_written_compactly_and_read_back(tmp_path: Path) -> None:
+    spec = AgentSpec(
+        name="imported",
+        description="From elsewhere",
+        role="Importer",
+        origin=AgentOrigin(format="roo", file=".roomodes", keys=["slug", "name"], ends={"name": ("", "n")}, syntax="json"),
+        body="Hi.\n",
+    )
+    front = spec.front_matter()
+    assert front["origin"] == {"format": "roo", "file": ".roomodes", "keys": ["slug", "name"], "ends": {"name": ["", "n"]}, "syntax": "json"}
+    assert list(front)[-1] == "origin", "origin comes after our own fields"
+    path = tmp_path / "imported.md"
+    path.write_text(dump_agent(spec), encoding="utf-8")
+    assert load_agent(path) == spec
+
+
+def test_origin_ends_must_be_whitespace_letters(tmp_path: Path) -> None:
+    path = tmp_path / "bad.md"
+    path.write_text(
+        "---\nname: bad\ndescription: x\nrole: y\norigin:\n  format: claude\n  file: bad.md\n  ends:\n    description: ['', 'x']\n---\nhi\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_agent(path)
+    assert info.value.line is not None and info.value.field is not None and "origin" in info.value.field

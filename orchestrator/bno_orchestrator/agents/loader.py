@@ -238,7 +238,7 @@ class _BlockDumper(yaml.SafeDumper):
 
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # a literal block cannot hold trailing spaces: such text is written quoted, losslessly
-    if "\n" in value and not re.search(r"[ \t]\n", value):
+    if "\n" in value and value.strip() and not value.endswith("\n\n") and not re.search(r"[ \t]\n", value):
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 

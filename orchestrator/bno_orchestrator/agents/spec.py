@@ -39,6 +39,7 @@ FIELD_ORDER: tuple[str, ...] = (
     "executor",
     "max_turns",
     "budget",
+    "origin",
     "extensions",
 )
 
@@ -72,6 +73,36 @@ class ExecutorSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class AgentOrigin(BaseModel):
+    """Where an imported agent came from, so that an export back to that format writes what was read.
+
+    Only an export to ``format`` uses it: ``file`` is the source file's name, ``keys`` the source's field
+    names in their order, ``raw`` the source values that our fields hold only in a converted form (a YAML
+    list of tools, a display name, a list of models), written back while our value still converts from
+    them, ``derived`` our values that the source did not set (made from other fields), not written back
+    while unchanged, ``ends`` the leading and trailing white space of text fields that our fields hold
+    stripped (as letters: ``n`` a line break, ``s`` a space, ``t`` a tab, ``r`` a carriage return), and ``syntax`` the serialization of a file that may be YAML or JSON.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = Field(min_length=1)
+    file: str = Field(min_length=1)
+    keys: list[str] = Field(default_factory=list)
+    raw: dict[str, Any] = Field(default_factory=dict)
+    derived: dict[str, Any] = Field(default_factory=dict)
+    ends: dict[str, tuple[str, str]] = Field(default_factory=dict)
+
+    @field_validator("ends")
+    @classmethod
+    def _ends_are_letters(cls, value: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        for key, pair in value.items():
+            if any(set(part) - set("nsrt") for part in pair):
+                raise ValueError(f"ends of {key!r} must be made of the letters n, s, r and t")
+        return value
+    syntax: Literal["yaml", "json"] | None = None
+
+
 class AgentFrontMatter(BaseModel):
     """The front matter of an agent file: every field except the prompt body."""
 
@@ -91,6 +122,7 @@ class AgentFrontMatter(BaseModel):
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     max_turns: int | None = Field(default=None, ge=1)
     budget: float | None = Field(default=None, ge=0, description="spending limit per task, in USD")
+    origin: AgentOrigin | None = Field(default=None, description="the foreign file an import read, to write it back alike")
     extensions: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per foreign format, fields our schema cannot hold"
     )
@@ -139,4 +171,6 @@ class AgentSpec(AgentFrontMatter):
             out["executor"] = {"kind": out["executor"]["kind"]}
         if "tools" in out:
             out["tools"] = {k: v for k, v in out["tools"].items() if v}
+        if "origin" in out:
+            out["origin"] = {k: v for k, v in out["origin"].items() if v not in (None, [], {})}
         return out

@@ -6,9 +6,11 @@
     orchestrator agents import FORMAT PATH [--into DIR] [--dry-run] [--force]
     orchestrator agents export FORMAT [NAME ...] [--out DIR] [--dry-run] [--force]
 
-FORMAT is ``claude``, ``roo``, ``crewai`` or ``copilot`` (``auto`` on import guesses from the file name).
-Every import and export prints a report of what was repaired, converted, kept under ``extensions`` or
-could not be represented. Writes are atomic: all files are staged, then moved into place.
+FORMAT is ``claude``, ``roo``, ``crewai``, ``copilot`` or ``gemini`` (``auto`` on import tells each file's format from
+its name and shape; docs/agent-formats.md has the field mapping of each). Every import and export prints a
+report of what was repaired, converted, kept under ``extensions`` or could not be represented, the files an
+import of a folder skipped and why, and what each file written does: create, change (with the fields),
+overwrite, or replace a shipped agent. Writes are atomic: all files are staged, then moved into place.
 """
 
 from __future__ import annotations
@@ -131,9 +133,72 @@ def _print_reports(reports: list[Any]) -> None:
             _out(f"  {note.as_text()}")
 
 
-def _write_files(args: argparse.Namespace, fmt: str, files: dict[Path, str], reports: list[Any], what: str) -> int:
+def changed_fields(old: Any, new: Any) -> list[str]:
+    """The front-matter fields (and ``body``) in which two agents differ, in the order files list them."""
+    from bno_orchestrator.agents.spec import FIELD_ORDER
+
+    before, after = old.front_matter(), new.front_matter()
+    fields = [key for key in FIELD_ORDER if before.get(key) != after.get(key)]
+    if old.body != new.body:
+        fields.append("body")
+    return fields
+
+
+def plan_agent_files(files: dict[Path, tuple[Any, str]], shipped: dict[str, Any]) -> list[dict[str, Any]]:
+    """What writing each agent file would do: ``create``, ``change`` (with the fields), ``unchanged``,
+    ``overwrite`` (the existing file is not a valid agent), or ``replace-shipped`` (no file yet, but the
+    name is a shipped agent's, which this one replaces; with the fields that differ from it)."""
+    from bno_orchestrator.agents import load_agent
+    from bno_orchestrator.errors import ConfigError
+
+    plan: list[dict[str, Any]] = []
+    for target, (spec, _) in files.items():
+        entry: dict[str, Any] = {"agent": spec.name, "path": str(target), "fields": []}
+        if target.exists():
+            try:
+                entry["fields"] = changed_fields(load_agent(target), spec)
+                entry["action"] = "change" if entry["fields"] else "unchanged"
+            except ConfigError as exc:
+                entry["action"], entry["reason"] = "overwrite", f"the existing file is not a valid agent ({exc})"
+        elif spec.name in shipped:
+            entry["action"], entry["fields"] = "replace-shipped", changed_fields(shipped[spec.name], spec)
+        else:
+            entry["action"] = "create"
+        plan.append(entry)
+    return plan
+
+
+def plan_export_files(files: dict[Path, str]) -> list[dict[str, Any]]:
+    """What writing each exported file would do: ``create``, ``overwrite`` or ``unchanged``."""
+    plan: list[dict[str, Any]] = []
+    for target, text in files.items():
+        action = "create"
+        if target.exists():
+            try:
+                action = "unchanged" if target.read_text(encoding="utf-8") == text else "overwrite"
+            except (OSError, UnicodeDecodeError):
+                action = "overwrite"
+        plan.append({"path": str(target), "action": action})
+    return plan
+
+
+def _print_plan(plan: list[dict[str, Any]], dry_run: bool) -> None:
+    for entry in plan:
+        verb = entry["action"] if dry_run else {"create": "created", "change": "changed", "overwrite": "overwrote",
+                                                   "replace-shipped": "replaced shipped", "unchanged": "unchanged"}[entry["action"]]
+        who = f"{entry['agent']}: " if "agent" in entry else ""
+        fields = f" (fields: {', '.join(entry['fields'])})" if entry.get("fields") else ""
+        reason = f" ({entry['reason']})" if entry.get("reason") else ""
+        _out(f"{verb:<16} {who}{entry['path']}{fields}{reason}")
+
+
+def _write_files(
+    args: argparse.Namespace, fmt: str, files: dict[Path, str], reports: list[Any], what: str,
+    plan: list[dict[str, Any]], skipped: list[Any] | None = None,
+) -> int:
     """Write an import's or export's ``files`` (all or none; existing ones only with ``--force``; nothing
-    with ``--dry-run``) and print the conversion reports; ``what`` ends the summary line."""
+    with ``--dry-run``) and print the plan, the skipped files and the conversion reports; ``what`` ends
+    the summary line."""
     from bno_foundation.atomic import write_files_atomically
 
     existing = sorted(str(p) for p in files if p.exists())
@@ -141,6 +206,7 @@ def _write_files(args: argparse.Namespace, fmt: str, files: dict[Path, str], rep
         raise UserError(f"would overwrite {', '.join(existing)}: pass --force to replace them")
     if not args.dry_run:
         write_files_atomically(files)
+    skipped = skipped or []
     if args.json:
         print_json(
             {
@@ -149,28 +215,45 @@ def _write_files(args: argparse.Namespace, fmt: str, files: dict[Path, str], rep
                 "written": [] if args.dry_run else [str(p) for p in files],
                 "would_write": [str(p) for p in files] if args.dry_run else [],
                 "overwrites": existing,
+                "plan": plan,
+                "skipped": [s.as_json() for s in skipped],
                 "reports": [r.as_json() for r in reports],
             }
         )
     else:
         _print_reports(reports)
+        if skipped:
+            _out(f"\nskipped {len(skipped)} file(s):")
+            for item in skipped:
+                _out(f"  {item.path}: {item.reason}")
+        _out("")
+        _print_plan(plan, args.dry_run)
         verb = "would write" if args.dry_run else "wrote"
         _out(f"\n{verb} {what}")
     return EXIT_OK
 
 
+def _shipped_agents() -> dict[str, Any]:
+    from bno_orchestrator.agents import load_agents
+    from bno_orchestrator.paths import data_root
+
+    return load_agents(data_root() / "agents")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from bno_orchestrator.agents.frontmatter import parse_front_matter
-    from bno_orchestrator.agents.interop import detect_format, format_module
+    from bno_orchestrator.agents.interop import collect_sources, format_module
     from bno_orchestrator.agents.loader import dump_agent
 
     source = Path(args.path)
     if not source.exists():
         raise NotFoundError(f"{source}: no such file or directory")
-    fmt = detect_format(source) if args.format == "auto" else args.format
-    imported = format_module(fmt).import_path(source)
-    into = Path(args.into).resolve() if args.into else repo_from_args(args) / "agents"
-    files: dict[Path, str] = {}
+    sources, skipped = collect_sources(source, args.format)
+    imported = [item for fmt, path in sources for item in format_module(fmt).import_path(path)]
+    formats = sorted({fmt for fmt, _ in sources})
+    default_into = repo_from_args(args) / "agents"
+    into = Path(args.into).resolve() if args.into else default_into
+    staged: dict[Path, tuple[Any, str]] = {}
     origin: dict[str, str] = {}
     for spec, report in imported:
         if spec.name in origin:
@@ -181,9 +264,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         text = dump_agent(spec)
         target = into / f"{spec.name}.md"
         parse_front_matter(text, target)  # what we write must read back strictly
-        files[target] = text
+        staged[target] = (spec, text)
+    shipped = _shipped_agents() if into == default_into.resolve() else {}
+    plan = plan_agent_files(staged, shipped)
     reports = [report for _, report in imported]
-    return _write_files(args, fmt, files, reports, f"{len(files)} agent file(s) into {into}")
+    files = {target: text for target, (_, text) in staged.items()}
+    return _write_files(args, "+".join(formats), files, reports, f"{len(files)} agent file(s) into {into}", plan, skipped)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -201,12 +287,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     exported = format_module(args.format).export_agents(specs)
     out = Path(args.out).resolve() if args.out else repo_from_args(args) / DEFAULT_EXPORT_DIRS[args.format]
     files = {out / rel: text for rel, text in exported.files.items()}
-    return _write_files(args, args.format, files, exported.reports, f"{len(files)} file(s) under {out}")
+    plan = plan_export_files(files)
+    return _write_files(args, args.format, files, exported.reports, f"{len(files)} file(s) under {out}", plan)
 
 
 def register(sub: Any) -> None:
     """Add ``orchestrator agents ...``."""
-    formats = ("claude", "roo", "crewai", "copilot")
+    formats = ("claude", "roo", "crewai", "copilot", "gemini")
     parser = sub.add_parser("agents", help="list, show, validate, import and export agent definitions")
     commands = parser.add_subparsers(title="agents commands", metavar="COMMAND", parser_class=type(parser))
 
@@ -229,7 +316,7 @@ def register(sub: Any) -> None:
     common(p)
     p.set_defaults(handler=cmd_validate)
 
-    p = commands.add_parser("import", help="import Claude Code, Roo Code, CrewAI or Copilot agents")
+    p = commands.add_parser("import", help="import Claude Code, Roo Code, CrewAI, Copilot or Gemini CLI agents")
     p.add_argument("format", choices=(*formats, "auto"))
     p.add_argument("path", help="a file or folder in that format")
     p.add_argument("--into", default=None, help="where to write NAME.md files (default: REPO/agents)")
@@ -238,7 +325,7 @@ def register(sub: Any) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_import)
 
-    p = commands.add_parser("export", help="export agents to Claude Code, Roo Code, CrewAI or Copilot")
+    p = commands.add_parser("export", help="export agents to Claude Code, Roo Code, CrewAI, Copilot or Gemini CLI")
     p.add_argument("format", choices=formats)
     p.add_argument("names", nargs="*", metavar="NAME", help="agents to export (default: all)")
     p.add_argument("--out", default=None, help="output folder (default: the format's usual place in the repo)")

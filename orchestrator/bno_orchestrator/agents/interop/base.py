@@ -2,7 +2,11 @@
 
 A field a format can't hold is never dropped silently: an import keeps foreign fields under
 ``extensions.<format>`` (an export to the same format restores them) and says so; an export lists every
-field of ours the target format has no place for.
+field of ours the target format has no place for. Each format describes its mapping in a
+:class:`FormatTable` (shown in docs/agent-formats.md); :class:`OriginRecorder` and :class:`WriteBack`
+keep what an exact round trip needs (file name, key order, source forms of converted values); wrong types
+are ConfigErrors naming file, line and field (:func:`expect_text`, :func:`expect_int`, :func:`name_list`);
+"no tool" is :func:`no_tools_policy`, never an empty allow-list (which means the executor's default set).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from bno_foundation.errors import ConfigError
 from bno_foundation.yamlio import Located
 from bno_orchestrator.agents.frontmatter import Repair
 from bno_orchestrator.agents.render import build_variables, render_template, template_variables
-from bno_orchestrator.agents.spec import AgentFrontMatter, AgentSpec
+from bno_orchestrator.agents.spec import AgentFrontMatter, AgentOrigin, AgentSpec
 
 NoteKind = Literal["repaired", "converted", "derived", "kept", "dropped", "unrepresentable", "default", "info"]
 
@@ -88,6 +92,70 @@ class Exported:
     reports: list[Report]
 
 
+Handling = Literal["carried", "converted", "extension", "unrepresentable"]
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """How one field crosses between a format and our schema (one row of the mapping table).
+
+    ``field`` is the format's field (``(body)`` for a Markdown body, ``(any other)`` for the fields kept
+    as an extension, None for one of ours the format has no place for); ``ours`` our field; ``handling``
+    one of carried (the same value), converted (changed in a stated way, reported), extension (kept under
+    ``extensions.<format>`` and written back) or unrepresentable (lost on export, reported); ``how`` the
+    rule in words.
+    """
+
+    field: str | None
+    ours: str | None
+    handling: Handling
+    how: str
+
+
+@dataclass(frozen=True)
+class FormatTable:
+    """A format's mapping table: the importer and exporter follow it, docs/agent-formats.md shows it."""
+
+    format: str
+    title: str
+    rules: tuple[FieldRule, ...]
+
+    def known_keys(self) -> tuple[str, ...]:
+        """The format's fields that map onto ours (every other field is kept as an extension)."""
+        return tuple(
+            rule.field
+            for rule in self.rules
+            if rule.field is not None and not rule.field.startswith("(") and rule.handling != "extension"
+        )
+
+    def markdown(self) -> str:
+        """The table as a Markdown table (what the documentation must contain, verbatim)."""
+        lines = [
+            f"| {self.title} field | Our field | Handling | How |",
+            "| --- | --- | --- | --- |",
+        ]
+        for rule in self.rules:
+            cells = (
+                f"`{rule.field}`" if rule.field and not rule.field.startswith("(") else (rule.field or "-"),
+                f"`{rule.ours}`" if rule.ours else "-",
+                rule.handling,
+                rule.how.replace("|", "\\|"),
+            )
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def routing_rule(fmt_title: str) -> FieldRule:
+    """The row shared by every format: our routing and execution fields have no place there."""
+    return FieldRule(
+        None,
+        ", ".join(ROUTING_FIELDS),
+        "unrepresentable",
+        f"{fmt_title} has no routing or executor settings: each one set is reported on export; "
+        "an import leaves them at their defaults and says so",
+    )
+
+
 # Our canonical tool names are Claude Code's; other formats map onto them.
 CLAUDE_TOOLS: tuple[str, ...] = (
     "Read", "Glob", "Grep", "LS", "NotebookRead", "Edit", "MultiEdit", "Write", "NotebookEdit",
@@ -126,6 +194,155 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def type_name(value: Any) -> str:
+    """``a list``, ``a mapping``, ``a bool``...: what a wrong value is, for an error message."""
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def expect_text(value: Any, path: str | Path, field: str, line: int | None, report: Report) -> str | None:
+    """A field that must be text: None stays None, a number or boolean becomes text (noted), a list or a
+    mapping is a ConfigError naming the file, line and field (never a Python repr)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        report.add("converted", f"YAML read {value!r} as a {type(value).__name__}: taken as the text {text!r}", field, line)
+        return text
+    raise ConfigError(f"expected text, got {type_name(value)}", path=path, line=line, field=field)
+
+
+def expect_int(value: Any, path: str | Path, field: str, line: int | None) -> int | None:
+    """A field that must be a whole number (``"12"`` is accepted); anything else is a ConfigError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"expected a whole number, got {type_name(value)}", path=path, line=line, field=field)
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"expected a whole number, got {value!r}", path=path, line=line, field=field) from None
+
+
+def name_list(value: Any, path: str | Path, field: str, line: int | None) -> list[str]:
+    """A list of names given as a YAML list or a comma-separated text; items must be text."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        out: list[str] = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str | int | float) or isinstance(item, bool):
+                raise ConfigError(f"item {index} is {type_name(item)}, expected a name", path=path, line=line, field=field)
+            if str(item).strip():
+                out.append(str(item).strip())
+        return out
+    raise ConfigError(f"expected a list or comma-separated text, got {type_name(value)}", path=path, line=line, field=field)
+
+
+def no_tools_policy() -> dict[str, list[str]]:
+    """Our narrowest tool policy: no tool at all (every tool denied; an empty allow-list alone would mean
+    the executor's default set)."""
+    return {"allow": [], "deny": list(CLAUDE_TOOLS)}
+
+
+def grants_no_tools(spec: AgentSpec) -> bool:
+    """Whether ``spec`` may use no tool (nothing allowed, every tool denied)."""
+    return not spec.tools.allow and set(CLAUDE_TOOLS) <= set(spec.tools.deny)
+
+
+# the white space recorded around text fields, and its letters in ``origin.ends`` (plain YAML scalars)
+_ENDS = " \t\r\n"
+_END_LETTERS = {" ": "s", "\t": "t", "\r": "r", "\n": "n"}
+_LETTER_ENDS = {letter: char for char, letter in _END_LETTERS.items()}
+
+
+def encode_ends(text: str) -> str:
+    """White space as letters: a line break is ``n``, a space ``s``, a tab ``t``, a carriage return ``r``."""
+    return "".join(_END_LETTERS[char] for char in text)
+
+
+def decode_ends(letters: str) -> str:
+    """The white space :func:`encode_ends` wrote (other letters are ignored)."""
+    return "".join(_LETTER_ENDS.get(letter, "") for letter in letters)
+
+
+class OriginRecorder:
+    """Collects, during an import, what an export to the same format needs to write the source back."""
+
+    def __init__(self, fmt: str, file: str, keys: Iterable[str], syntax: Literal["yaml", "json"] | None = None) -> None:
+        self.fmt, self.file, self.keys, self.syntax = fmt, file, [str(k) for k in keys], syntax
+        self.raw: dict[str, Any] = {}
+        self.derived: dict[str, Any] = {}
+        self.ends: dict[str, tuple[str, str]] = {}
+
+    def text(self, key: str, value: str) -> str:
+        """``value`` stripped of spaces, tabs and line breaks; what was around it is recorded to be restored."""
+        stripped = value.strip(_ENDS)
+        if stripped and stripped != value:
+            start = value.index(stripped)
+            self.ends[key] = (encode_ends(value[:start]), encode_ends(value[start + len(stripped):]))
+        return stripped
+
+    def build(self) -> dict[str, Any]:
+        """The ``origin`` mapping of the imported agent."""
+        return {
+            "format": self.fmt, "file": self.file, "keys": self.keys, "raw": self.raw,
+            "derived": self.derived, "ends": self.ends, "syntax": self.syntax,
+        }  # fmt: skip
+
+
+class WriteBack:
+    """During an export, what the agent's origin says about writing it back to the format it came from.
+
+    Everything is a no-op for an agent imported from another format (or written by hand).
+    """
+
+    def __init__(self, spec: AgentSpec, fmt: str, report: Report) -> None:
+        self.origin: AgentOrigin | None = spec.origin if spec.origin and spec.origin.format == fmt else None
+        self.report = report
+
+    def text(self, key: str, value: str, default_end: str = "") -> str:
+        """``value`` with the white space the source had around it (else ``default_end`` after it)."""
+        if self.origin and key in self.origin.ends:
+            lead, trail = self.origin.ends[key]
+            return decode_ends(lead) + value + decode_ends(trail)
+        if self.origin and key in self.origin.keys:
+            return value
+        return value + default_end
+
+    def raw(self, key: str, current: Any, convert: Callable[[Any], Any]) -> tuple[bool, Any]:
+        """(True, the source value) when ``convert`` of it still gives ``current``; else (False, None)."""
+        if self.origin and key in self.origin.raw:
+            value = self.origin.raw[key]
+            if convert(value) == current:
+                return True, value
+            self.report.add("info", "changed since the import: the source's form is not written back", key)
+        return False, None
+
+    def unchanged_derived(self, key: str, current: Any) -> bool:
+        """Whether ``current`` is a value the import made up (the source had no ``key``) and is unchanged."""
+        if self.origin and key in self.origin.derived and self.origin.derived[key] == current:
+            self.report.add("info", "the source had no such field and the value made on import is unchanged: not written", key)
+            return True
+        return False
+
+    def order(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with the source's keys first, in the source's order."""
+        if not self.origin or not self.origin.keys:
+            return data
+        first = {key: data[key] for key in self.origin.keys if key in data}
+        return {**first, **{key: value for key, value in data.items() if key not in first}}
+
+    def file(self, default: str) -> str:
+        """The source's file name, else ``default``."""
+        return self.origin.file if self.origin else default
+
+
 def build_spec(data: dict[str, Any], body: str, path: str | Path, report: Report) -> AgentSpec:
     """Validate an imported agent; a value our schema rejects is a ConfigError naming the file and field."""
     try:
@@ -137,6 +354,11 @@ def build_spec(data: dict[str, Any], body: str, path: str | Path, report: Report
     spec = AgentSpec(**dict(front), body=body)
     report.agent = spec.name
     return spec
+
+
+def origin_of(spec: AgentSpec, fmt: str) -> AgentOrigin | None:
+    """The origin of ``spec`` when it was imported from ``fmt``."""
+    return spec.origin if spec.origin and spec.origin.format == fmt else None
 
 
 def routing_defaults(report: Report) -> None:
@@ -229,13 +451,24 @@ def import_files(path: Path, pattern: str, import_file: Callable[[Path], tuple[A
     return [import_file(path)]
 
 
-def export_files(specs: Iterable[AgentSpec], suffix: str, export_agent: Callable[[AgentSpec], tuple[str, Report]]) -> Exported:
-    """One ``NAME<suffix>`` file per agent (relative paths: the caller picks the folder)."""
+def export_files(
+    specs: Iterable[AgentSpec], export_agent: Callable[[AgentSpec], tuple[str, str, Report]]
+) -> Exported:
+    """One file per agent, named as ``export_agent`` says (relative paths: the caller picks the folder).
+
+    Two agents wanting the same file name (two imported ``AGENT.md`` files) fall back to ``NAME<suffix>``,
+    with a note; ``export_agent`` returns (file name, text, report) and ``Report.path`` is updated.
+    """
     files: dict[Path, str] = {}
     reports: list[Report] = []
     for spec in specs:
-        text, report = export_agent(spec)
-        files[Path(f"{spec.name}{suffix}")] = text
+        name, text, report = export_agent(spec)
+        if Path(name) in files:
+            fallback = f"{spec.name}.md" if not name.endswith(".agent.md") else f"{spec.name}.agent.md"
+            report.add("converted", f"another agent is written to {name}: written to {fallback}", "origin.file")
+            name = fallback
+        report.path = name
+        files[Path(name)] = text
         reports.append(report)
     return Exported(files, reports)
 
