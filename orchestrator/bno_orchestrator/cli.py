@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of errors")
     parser.add_argument("--repo", default=None, help="the target repository (default: the enclosing git repo)")
+    from bno_orchestrator.clock import add_now_option
+
+    add_now_option(parser)  # --now TIME: one fixed clock for the command (or $ORCHESTRATOR_NOW)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=CliArgumentParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -50,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
-    return run_cli("orchestrator", build_parser(), argv, (UserError,))
+    from bno_orchestrator.clock import fix
+
+    try:
+        return run_cli("orchestrator", build_parser(), argv, (UserError,))
+    finally:
+        fix(None)  # a clock fixed by --now lasts for this command only
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ TASK_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
 def utcnow() -> dt.datetime:
-    """The current time, timezone-aware UTC (the default clock)."""
-    return dt.datetime.now(dt.UTC)
+    """The current time, timezone-aware UTC: the orchestrator's one clock (:mod:`bno_orchestrator.clock`),
+    fixed by ``--now`` or ``ORCHESTRATOR_NOW`` when given, else the system clock."""
+    from bno_orchestrator.clock import now
+
+    return now()
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

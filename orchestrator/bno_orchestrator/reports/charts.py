@@ -1,7 +1,10 @@
-"""Deterministic SVG charts for the weekly report: burn-up (scope vs done) and velocity (done per week).
+"""Deterministic charts for the status reports: burn-up (scope vs done) and velocity (done per period).
 
-Plain SVG text with coordinates printed to one decimal, attributes in a fixed order and every label
-escaped, so the same data always gives the same bytes (and a title cannot inject markup).
+SVG for the HTML and Markdown files: plain text with coordinates printed to one decimal, attributes in a
+fixed order and every label escaped, so the same data always gives the same bytes (and a title cannot
+inject markup). Axis labels never overlap: their width is estimated from :data:`CHAR_WIDTH` and, where the
+slots are too narrow, only every k-th label is drawn (always the latest). For a terminal there are text
+charts (:func:`burnup_text`, :func:`velocity_text`) made of block characters.
 """
 
 from __future__ import annotations
@@ -21,6 +24,28 @@ SCOPE_COLOR = "#8c8c8c"
 DONE_COLOR = "#2e7d32"
 BAR_COLOR = "#1565c0"
 MEAN_COLOR = "#ef6c00"
+CHAR_WIDTH = 6.6  # an upper bound of the advance of a digit or letter at font-size 11 (sans-serif), px
+LABEL_GAP = 6.0  # px kept free between two axis labels
+TEXT_BAR_WIDTH = 40  # cells of the longest bar of a text chart
+TEXT_MAX_ROWS = 15  # rows of a text burn-up (every k-th day when there are more)
+
+
+def label_width(label: str) -> float:
+    """The estimated width of ``label`` drawn at the charts' font size, px."""
+    return len(label) * CHAR_WIDTH
+
+
+def label_stride(labels: Sequence[str], slot: float) -> int:
+    """Draw every k-th label so that labels ``slot`` px apart (centred) cannot overlap: the smallest such k."""
+    widest = max((label_width(label) for label in labels), default=0.0)
+    if slot <= 0:
+        return max(1, len(labels))
+    return max(1, math.ceil((widest + LABEL_GAP) / slot))
+
+
+def _shown(index: int, count: int, stride: int) -> bool:
+    """Every ``stride``-th of ``count`` items, counted back from the last (so the latest is always shown)."""
+    return (count - 1 - index) % stride == 0
 
 
 def _f(value: float) -> str:
@@ -98,8 +123,9 @@ def burnup_svg(points: Sequence[BurnPoint], title: str = "Burn-up: scope and don
     return "\n".join(parts) + "\n"
 
 
-def velocity_svg(weeks: Sequence[VelocityWeek], mean: float, title: str = "Velocity: tasks done per week") -> str:
-    """A bar per week (tasks done) and a dashed line at the mean."""
+def velocity_svg(weeks: Sequence[VelocityWeek], mean: float, title: str = "Velocity: tasks done per week",
+                 unit: str = "week") -> str:
+    """A bar per period (tasks done; ``unit`` names the period) and a dashed line at the mean."""
     assert weeks, "a velocity chart needs at least one week"
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
@@ -108,17 +134,54 @@ def velocity_svg(weeks: Sequence[VelocityWeek], mean: float, title: str = "Veloc
     bar = slot * 0.6
     desc = "; ".join(f"{w.label}: {w.done} done" for w in weeks) + f"; mean {mean:.2f}"
     parts = _frame(title, desc, y_max)
+    axis = [w.short or w.label for w in weeks]
+    axis_stride = label_stride(axis, slot)
+    value_stride = label_stride([str(w.done) for w in weeks], slot)
     for index, week in enumerate(weeks):
         height = plot_h * week.done / y_max
         x = LEFT + slot * index + (slot - bar) / 2
         y = TOP + plot_h - height
         parts.append(f'<rect x="{_f(x)}" y="{_f(y)}" width="{_f(bar)}" height="{_f(height)}" fill="{BAR_COLOR}">'
                      f"<title>{escape(f'{week.label}: {week.done} done ({week.sources})')}</title></rect>")
-        parts.append(_text(x + bar / 2, y - 4, str(week.done)))
-        parts.append(_text(x + bar / 2, HEIGHT - BOTTOM + 16, week.label))
+        if _shown(index, len(weeks), value_stride):
+            parts.append(_text(x + bar / 2, y - 4, str(week.done)))
+        if _shown(index, len(weeks), axis_stride):
+            parts.append(_text(x + bar / 2, HEIGHT - BOTTOM + 16, axis[index]))
     mean_y = TOP + plot_h - plot_h * mean / y_max
     parts.append(f'<line x1="{_f(LEFT)}" y1="{_f(mean_y)}" x2="{_f(WIDTH - RIGHT)}" y2="{_f(mean_y)}" '
                  f'stroke="{MEAN_COLOR}" stroke-width="1.5" stroke-dasharray="4 3"/>')
-    parts.append(_text(WIDTH - RIGHT, HEIGHT - 8.0, f"mean {mean:.2f} per week", "end"))
+    parts.append(_text(WIDTH - RIGHT, HEIGHT - 8.0, f"mean {mean:.2f} per {unit}", "end"))
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _bar(cells: float, char: str = "█") -> str:
+    return char * round(cells)
+
+
+def velocity_text(weeks: Sequence[VelocityWeek], mean: float, unit: str = "week") -> str:
+    """The velocity chart as text: one row per period, a bar of block characters and the count."""
+    assert weeks, "a velocity chart needs at least one period"
+    top = max(max(w.done for w in weeks), 1)
+    width = max(len(w.label) for w in weeks)
+    rows = [f"Velocity: tasks done per {unit} (mean {mean:.2f})"]
+    for week in weeks:
+        bar = _bar(TEXT_BAR_WIDTH * week.done / top)
+        rows.append(f"{week.label:<{width}} │{bar}{' ' if bar else ''}{week.done}")
+    return "\n".join(rows)
+
+
+def burnup_text(points: Sequence[BurnPoint]) -> str:
+    """The burn-up chart as text: per day (every k-th day when there are many, always the last) a bar of
+    done (█) within scope (░), and ``done/scope``."""
+    assert points, "a burn-up chart needs at least one point"
+    top = max(max(p.scope for p in points), 1)
+    stride = max(1, math.ceil(len(points) / TEXT_MAX_ROWS))
+    rows = ["Burn-up: done (█) of scope (░) at the start of each day"]
+    for index, point in enumerate(points):
+        if not _shown(index, len(points), stride):
+            continue
+        done = round(TEXT_BAR_WIDTH * point.done / top)
+        scope = max(done, round(TEXT_BAR_WIDTH * point.scope / top))
+        rows.append(f"{point.day} │{'█' * done}{'░' * (scope - done)} {point.done}/{point.scope}")
+    return "\n".join(rows)

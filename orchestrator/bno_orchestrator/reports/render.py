@@ -1,4 +1,7 @@
-"""Render the weekly report view model to Markdown or HTML with Jinja2 (sandboxed).
+"""Render the report view model to Markdown or HTML with Jinja2 (sandboxed).
+
+Markdown written to a file links its charts as SVG files beside it; Markdown for a terminal carries text
+charts instead (never a base64 image a terminal would print as a wall of characters).
 
 The HTML environment autoescapes (task titles, reasons and machine names are user text); the charts are
 our own SVG, passed in as :class:`markupsafe.Markup` after every label in them was escaped. The Markdown
@@ -8,7 +11,6 @@ Markdown viewers would otherwise render). Number formats are fixed, so output is
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from bno_orchestrator.money import usd
-from bno_orchestrator.reports.charts import burnup_svg, velocity_svg
+from bno_orchestrator.reports.charts import burnup_svg, burnup_text, velocity_svg, velocity_text
 from bno_orchestrator.reports.viewmodel import CostRow, WeeklyReport
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -112,20 +114,21 @@ def charts(report: WeeklyReport) -> dict[str, str]:
     """The report's charts as SVG text: ``burnup`` and ``velocity``."""
     return {
         "burnup": burnup_svg(report.burnup, f"Burn-up to {report.label}: scope and done"),
-        "velocity": velocity_svg(report.velocity, report.velocity_mean),
+        "velocity": velocity_svg(report.velocity, report.velocity_mean,
+                                 f"Velocity: tasks done per {report.period}", report.period),
     }
 
 
-def data_uri(svg: str) -> str:
-    """An SVG as a ``data:`` URI (for Markdown printed without files beside it)."""
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+def text_charts(report: WeeklyReport) -> dict[str, str]:
+    """The report's charts as text for a terminal: ``burnup`` and ``velocity``."""
+    return {"burnup": burnup_text(report.burnup),
+            "velocity": velocity_text(report.velocity, report.velocity_mean, report.period)}
 
 
 def render_markdown(report: WeeklyReport, *, chart_refs: dict[str, str] | None = None) -> str:
-    """The report as Markdown; ``chart_refs`` maps ``burnup``/``velocity`` to image links (data URIs
-    when not given)."""
-    refs = chart_refs or {name: data_uri(svg) for name, svg in charts(report).items()}
-    return _render("weekly.md.j2", False, report, {"chart_refs": refs})
+    """The report as Markdown; ``chart_refs`` maps ``burnup``/``velocity`` to image links (the SVG files
+    written beside the report). Without them the charts are text in fenced blocks, readable anywhere."""
+    return _render("weekly.md.j2", False, report, {"chart_refs": chart_refs or {}, "text_charts": text_charts(report)})
 
 
 def render_html(report: WeeklyReport) -> str:

@@ -1,4 +1,9 @@
-"""The weekly report's view model: pure functions from the event log and the gate records to frozen data.
+"""The status report's view model: pure functions from the event log and the gate records to frozen data.
+
+One builder (:func:`build_weekly`) serves the weekly, the daily and any ``--from/--to`` report: the window
+decides the period, and the history (velocity, burn-up) is counted in periods of the window's length.
+Every figure of the headline is taken from the same tables the report shows (:class:`Headline`), so the
+summary cannot contradict them.
 
 Nothing here reads a clock: the report window is an argument, and the state of every task is replayed
 from the events stamped before the window's end, so the report of a past week is the same whatever
@@ -11,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
+import statistics
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +36,11 @@ WEEK = dt.timedelta(days=7)
 STARTED_STATE = TaskStatus.IN_DEVELOPMENT.value
 NOT_IN_FLIGHT = frozenset({TaskStatus.BACKLOG.value, TaskStatus.DONE.value})
 OK_STATUSES = frozenset({GateStatus.PASSED, GateStatus.CACHED})
+EXECUTED_STATUSES = frozenset({GateStatus.PASSED, GateStatus.FAILED, GateStatus.ERRORED})
+WORK_STATES = frozenset({TaskStatus.IN_DEVELOPMENT.value, TaskStatus.REVIEW.value, TaskStatus.INTEGRATION.value,
+                         TaskStatus.QA.value, TaskStatus.TESTING.value})
+REMOVAL_KINDS: dict[str, str] = {"task.deleted": "deleted", "task.cancelled": "cancelled"}
+CANCELLED_STATE = "cancelled"
 _WEEK_RE = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
@@ -55,17 +67,63 @@ class Window:
         return Window(self.start - length, self.start)
 
     @property
-    def label(self) -> str:
-        """``2026-W02`` for an ISO week, else ``START..END`` (dates, end exclusive)."""
+    def is_iso_week(self) -> bool:
+        """Monday 00:00 UTC to the next Monday."""
         iso = self.start.isocalendar()
-        if self.start == iso_week_start(iso.year, iso.week) and self.end - self.start == WEEK:
+        return self.start == iso_week_start(iso.year, iso.week) and self.end - self.start == WEEK
+
+    @property
+    def is_day(self) -> bool:
+        """One UTC calendar day."""
+        return self.start == day_start(self.start) and self.end - self.start == DAY
+
+    @property
+    def period(self) -> str:
+        """``week`` (seven days), ``day`` (24 hours) or ``period`` (any other length)."""
+        length = self.end - self.start
+        return "week" if length == WEEK else "day" if length == DAY else "period"
+
+    @property
+    def label(self) -> str:
+        """``2026-W02`` for an ISO week, ``2026-01-12`` for a calendar day, else ``START..END`` (dates, end
+        exclusive)."""
+        if self.is_iso_week:
+            iso = self.start.isocalendar()
             return f"{iso.year}-W{iso.week:02d}"
+        if self.is_day:
+            return f"{self.start:%Y-%m-%d}"
         return f"{self.start:%Y-%m-%d}..{self.end:%Y-%m-%d}"
+
+    @property
+    def short_label(self) -> str:
+        """A chart's axis label: ``W02``, ``01-12``, else the start date ``01-05``."""
+        if self.is_iso_week:
+            return f"W{self.start.isocalendar().week:02d}"
+        return f"{self.start:%m-%d}"
 
 
 def iso_week_start(year: int, week: int) -> dt.datetime:
     """Monday 00:00 UTC of ISO week ``week`` of ``year``."""
     return dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), tzinfo=dt.UTC)
+
+
+def day_start(when: dt.datetime) -> dt.datetime:
+    """00:00 UTC of ``when``'s day."""
+    when = as_utc(when)
+    return dt.datetime.combine(when.date(), dt.time(), tzinfo=dt.UTC)
+
+
+def day_window(day: dt.date) -> Window:
+    """The UTC calendar day ``day``."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    return Window(start, start + DAY)
+
+
+def iso_week_of(when: dt.datetime) -> Window:
+    """The ISO week holding ``when``."""
+    iso = as_utc(when).isocalendar()
+    start = iso_week_start(iso.year, iso.week)
+    return Window(start, start + WEEK)
 
 
 def week_window(spec: str) -> Window:
@@ -127,11 +185,12 @@ class BurnPoint:
 
 @dataclass(frozen=True, slots=True)
 class VelocityWeek:
-    """Tasks done in one week."""
+    """Tasks done in one period of the history (a week, a day, or the report's own length)."""
 
     label: str
     done: int
     sources: str
+    short: str = ""  # the chart's axis label (``W02``, ``01-12``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +198,13 @@ class GateRate:
     """One gate's results over the runs of the window."""
 
     gate: str
-    runs: int
+    runs: int  # results the gate produced in the window (replays left out)
     ok: int
     statuses: tuple[tuple[str, int], ...]
     rate: float | None
     previous_rate: float | None
     sources: str
+    replays: int = 0  # cached passes replayed in the window: not new results, not counted above
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,20 +225,38 @@ class TestCounts:
 
 @dataclass(frozen=True, slots=True)
 class PerfTrend:
-    """One benchmark metric on one machine: its latest candidate median and how it moved."""
+    """One benchmark metric on one machine, from the perf gate's in-run ratios only.
+
+    The perf gate measures the baseline and the candidate interleaved in the same run and records the
+    median of their pair ratios as a cost ratio (above 1 = the candidate is worse, whichever direction is
+    better). Only those ratios are compared over time; absolute figures of different runs (other days,
+    other load) are never compared. Replayed (cached) perf results are counted apart: they are copies of
+    an earlier measurement, not new ones."""
 
     bench: str
     metric: str
     machine: str
     better: str
-    runs_in_window: int
-    latest: float
+    measurements: int  # fresh perf results with a ratio in the window
+    replays: int  # cached perf results in the window (not counted)
+    latest_ratio: float
     latest_run: str
-    ratio_vs_base: float | None  # candidate/baseline cost ratio in the latest run (>1 = worse)
-    earlier: float | None
-    earlier_run: str | None
-    change: float | None  # latest / earlier - 1
-    improved: bool | None
+    latest_confirm: float | None  # the confirmation ratio of the latest run, when it needed one
+    latest_base: float | None  # the latest run's own baseline and candidate medians (same run)
+    latest_cand: float | None
+    median_ratio: float  # the median of the window's ratios
+    best_ratio: float
+    worst_ratio: float
+    previous_median_ratio: float | None  # the median of the previous window's ratios on this machine
+    previous_measurements: int
+    sources: str
+    latest_decision: str | None = None  # the gate's decision for the metric in the latest run (pass, ...)
+    latest_interval: tuple[float, float] | None = None  # its interval for the ratio
+
+    @property
+    def worse(self) -> bool:
+        """The latest run measured the candidate slower (or smaller, for higher-is-better) than its base."""
+        return self.latest_ratio > 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +271,7 @@ class AgingItem:
     reason: str
     agent: str
     sources: str
+    event_id: int = 0  # the event that put the task in this state
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +292,58 @@ class EscalationItem:
 
 @dataclass(frozen=True, slots=True)
 class DoneItem:
-    """A task finished in the window."""
+    """A task finished in the window, with its lead time (created -> done) and cycle time (first entry
+    into work -> done) in days; cycle time is None for a task that never entered a working state."""
 
     id: str
     title: str
     agent: str
     when: str
     sources: str
+    type: str = ""
+    lead_days: float | None = None
+    cycle_days: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStats:
+    """Lead or cycle times (days) of the tasks done in the window."""
+
+    name: str  # lead | cycle
+    count: int
+    missing: int  # tasks done without this figure (cycle: never entered a working state)
+    median: float | None
+    mean: float | None
+    p85: float | None  # the 85th percentile (nearest rank)
+    max: float | None
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    """Delivery figures for one agent or one task type."""
+
+    key: str  # agent name or task type ("-" for none)
+    done: int
+    started: int
+    in_flight: int  # at the window's end
+    blocked: int  # at the window's end
+    median_lead: float | None
+    median_cycle: float | None
+    done_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedItem:
+    """A task taken out of scope in the window: deleted, cancelled, or moved from work back to backlog."""
+
+    id: str
+    title: str
+    how: str  # deleted | cancelled | back to backlog from STATE
+    when: str
+    reason: str
+    sources: str
+    event_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +418,29 @@ class CostSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Headline:
+    """The figures of the headline, each taken from a table of the same report (see :func:`_headline`)."""
+
+    done: int
+    done_delta: int
+    started: int
+    carried_over: int
+    removed: int
+    runs: int
+    runs_passed: int
+    run_rate: float | None
+    replay_runs: int
+    escalation_events: int
+    escalated_tasks: tuple[str, ...]  # tasks with an escalation event in the window
+    escalated_at_end: tuple[str, ...]  # tasks in the escalated state at the window's end
+    blocked: tuple[str, ...]
+    aging: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class WeeklyReport:
-    """Everything the weekly templates show; built by :func:`build_weekly`."""
+    """Everything the report templates show; built by :func:`build_weekly` (any window: a week, a day or
+    a ``--from/--to`` range; ``period`` says which)."""
 
     label: str
     start: str
@@ -325,7 +470,37 @@ class WeeklyReport:
     plan_due: tuple[PlanItem, ...]
     scorer: str
     costs: CostSummary
+    period: str = "week"  # week | day | period
+    replay_runs: int = 0  # runs in the window that only replayed cached results (not counted in runs)
+    replay_sources: str = "no gate runs"
+    escalated: tuple[AgingItem, ...] = ()  # tasks in the escalated state at the window's end
+    removed: tuple[RemovedItem, ...] = ()
+    lead: FlowStats | None = None
+    cycle: FlowStats | None = None
+    by_agent: tuple[BreakdownRow, ...] = ()
+    by_type: tuple[BreakdownRow, ...] = ()
+    headline: Headline | None = None
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def this(self) -> str:
+        """``this week``, ``this day`` or ``this period`` (for the templates)."""
+        return f"this {self.period}"
+
+    @property
+    def last(self) -> str:
+        """``last week``, ``the day before`` or ``the period before``."""
+        return "last week" if self.period == "week" else f"the {self.period} before"
+
+    @property
+    def title(self) -> str:
+        """``Weekly status``, ``Daily status`` or ``Status``."""
+        return {"week": "Weekly status", "day": "Daily status"}.get(self.period, "Status")
+
+    @property
+    def perf_machines(self) -> tuple[str, ...]:
+        """The machines with perf trends, sorted (one table each)."""
+        return tuple(sorted({p.machine for p in self.perf}))
 
     def metric(self, key: str) -> Metric:
         """The metric named ``key`` (KeyError when there is none)."""
@@ -379,13 +554,18 @@ class _Timeline:
 
     created: dict[str, tuple[dt.datetime, int]] = field(default_factory=dict)
     changes: dict[str, list[tuple[dt.datetime, str, int]]] = field(default_factory=dict)
+    gone: dict[str, dt.datetime] = field(default_factory=dict)  # deleted or cancelled: when (the first time)
 
     @classmethod
     def build(cls, events: Iterable[Event]) -> _Timeline:
         timeline = cls()
         current: dict[str, str] = {}
         for event in events:
-            if event.task_id is None or event.ts is None or event.id is None or event.kind not in STATUS_KINDS:
+            if event.task_id is None or event.ts is None or event.id is None:
+                continue
+            if removal_of(event) in ("deleted", "cancelled"):
+                timeline.gone.setdefault(event.task_id, event.ts)
+            if event.kind not in STATUS_KINDS:
                 continue
             task_id = event.task_id
             if event.kind == EventKind.TASK_CREATED:
@@ -432,6 +612,24 @@ class _Timeline:
         ts, status, event_id = changes[index - 1]
         return status, ts, event_id
 
+    def first_entry_into(self, task_id: str, states: frozenset[str], *, before: dt.datetime) -> dt.datetime | None:
+        """When the task first entered one of ``states`` before ``before`` (None if it never did)."""
+        for ts, status, _ in self.changes.get(task_id, []):
+            if ts >= before:
+                break
+            if status in states:
+                return ts
+        return None
+
+    def gone_before(self, when: dt.datetime) -> frozenset[str]:
+        """Tasks deleted or cancelled before ``when``."""
+        return frozenset(t for t, ts in self.gone.items() if ts < when)
+
+    def scope_at(self, when: dt.datetime) -> dict[str, int]:
+        """The scope at ``when``: tasks created before it and not deleted or cancelled (id -> creation event)."""
+        gone = self.gone_before(when)
+        return {t: e for t, e in self.created_before(when).items() if t not in gone}
+
     def created_before(self, when: dt.datetime) -> dict[str, int]:
         """Tasks created before ``when``: id -> creation event id."""
         return {task_id: eid for task_id, (ts, eid) in sorted(self.created.items()) if ts < when}
@@ -458,11 +656,34 @@ def _run_passed(run: Mapping[str, Any]) -> bool:
     return all(r.get("status") in OK_STATUSES for r in run.get("results", []) if r.get("required"))
 
 
-def _gate_rates(runs: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]]) -> tuple[GateRate, ...]:
+def is_replay(result: Mapping[str, Any]) -> bool:
+    """A cached pass replayed from an earlier run (status ``cached``, or a ``cached_from`` run id): a copy of
+    an old result, not a new one."""
+    return result.get("status") == GateStatus.CACHED or bool(result.get("cached_from"))
+
+
+def is_replay_run(run: Mapping[str, Any]) -> bool:
+    """A run in which no gate executed: every result was replayed from the cache, skipped or omitted. It is
+    not counted as a new run."""
+    return not any(r.get("status") in EXECUTED_STATUSES and not is_replay(r) for r in run.get("results", []))
+
+
+def _gate_rates(runs: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]],
+                everything: Sequence[Mapping[str, Any]]) -> tuple[GateRate, ...]:
+    """Per gate: the results of the new ``runs`` against the ``previous`` window's; the replays are counted
+    over ``everything`` (the replay-only runs too)."""
+    replays: dict[str, int] = {}
+    for run in everything:
+        for result in run.get("results", []):
+            if is_replay(result):
+                replays[str(result["gate"])] = replays.get(str(result["gate"]), 0) + 1
+
     def tally(rs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[dict[str, int], list[str]]]:
         out: dict[str, tuple[dict[str, int], list[str]]] = {}
         for run in rs:
             for result in run.get("results", []):
+                if is_replay(result):
+                    continue
                 statuses, ids = out.setdefault(str(result["gate"]), ({}, []))
                 status = str(result["status"])
                 statuses[status] = statuses.get(status, 0) + 1
@@ -471,8 +692,8 @@ def _gate_rates(runs: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[st
 
     now, before = tally(runs), tally(previous)
     rates: list[GateRate] = []
-    for gate in sorted(now):
-        statuses, ids = now[gate]
+    for gate in sorted(set(now) | set(replays)):
+        statuses, ids = now.get(gate, ({}, []))
         total = sum(statuses.values())
         ok = sum(n for s, n in statuses.items() if s in OK_STATUSES)
         prev_rate = None
@@ -481,7 +702,7 @@ def _gate_rates(runs: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[st
             prev_total = sum(prev_statuses.values())
             prev_rate = sum(n for s, n in prev_statuses.items() if s in OK_STATUSES) / prev_total
         rates.append(GateRate(gate, total, ok, tuple(sorted(statuses.items())), ok / total if total else None,
-                              prev_rate, run_sources(ids)))
+                              prev_rate, run_sources(ids), replays.get(gate, 0)))
     return tuple(rates)
 
 
@@ -495,7 +716,7 @@ def _test_counts(runs: Sequence[Mapping[str, Any]], window: Window) -> TestCount
             break
         for result in sorted(run.get("results", []), key=lambda r: str(r["gate"])):
             counts = result.get("counts") or {}
-            if not isinstance(counts, Mapping) or "total" not in counts:
+            if is_replay(result) or not isinstance(counts, Mapping) or "total" not in counts:
                 continue
             if when in window:
                 latest = (run, result)
@@ -514,51 +735,85 @@ def _test_counts(runs: Sequence[Mapping[str, Any]], window: Window) -> TestCount
     )
 
 
+def _ratio(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value == value else None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+@dataclass(frozen=True, slots=True)
+class _PerfPoint:
+    when: dt.datetime
+    run_id: str
+    ratio: float | None  # None for a replay
+    confirm: float | None
+    base: float | None
+    cand: float | None
+    better: str
+    decision: str | None
+    interval: tuple[float, float] | None
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        low, high = _ratio(value[0]), _ratio(value[1])
+        if low is not None and high is not None:
+            return low, high
+    return None
+
+
 def _perf_trends(runs: Sequence[Mapping[str, Any]], window: Window) -> tuple[PerfTrend, ...]:
-    """Per (bench, metric, machine): candidate medians recorded by perf gates up to the window's end."""
-    points: dict[tuple[str, str, str], list[tuple[dt.datetime, str, float, float | None, str]]] = {}
+    """Per (bench, metric, machine): the in-run cost ratios the perf gate recorded in the window."""
+    points: dict[tuple[str, str, str], list[_PerfPoint]] = {}
+    previous = window.previous()
     for run in sorted(runs, key=_run_key):
         when = _run_time(run)
         if when >= window.end:
             break
+        if when < previous.start:
+            continue
         machine = str(run.get("machine", ""))
         for result in sorted(run.get("results", []), key=lambda r: str(r["gate"])):
             benches = (result.get("metrics") or {}).get("benches")
             if not isinstance(benches, Mapping):
                 continue
+            replay = is_replay(result)
             for bench in sorted(benches):
                 metrics = benches[bench]
                 if not isinstance(metrics, Mapping):
                     continue
                 for key in sorted(metrics):
                     value = metrics[key]
-                    if not isinstance(value, Mapping) or not isinstance(value.get("cand_median"), int | float):
+                    if not isinstance(value, Mapping):
                         continue
-                    ratio = value.get("median_ratio")
-                    ratio_value = float(ratio) if isinstance(ratio, int | float) and ratio == ratio else None
-                    points.setdefault((str(bench), str(key), machine), []).append(
-                        (when, str(run["run_id"]), float(value["cand_median"]), ratio_value,
-                         str(value.get("better", "lower")))
-                    )
+                    ratio = _ratio(value.get("median_ratio"))
+                    if ratio is None and not replay:
+                        continue
+                    points.setdefault((str(bench), str(key), machine), []).append(_PerfPoint(
+                        when, str(run["run_id"]), None if replay else ratio, _ratio(value.get("confirm_ratio")),
+                        _ratio(value.get("base_median")), _ratio(value.get("cand_median")),
+                        str(value.get("better", "lower")),
+                        str(value["decision"]) if value.get("decision") else None, _interval(value.get("interval")),
+                    ))
     trends: list[PerfTrend] = []
     for (bench, key, machine), series in sorted(points.items()):
-        inside = [p for p in series if p[0] in window]
+        inside = [p for p in series if p.when in window and p.ratio is not None]
         if not inside:
             continue
+        replays = sum(1 for p in series if p.when in window and p.ratio is None)
+        before = [p.ratio for p in series if p.when in previous and p.ratio is not None]
+        ratios = [p.ratio for p in inside if p.ratio is not None]
         latest = inside[-1]
-        before = [p for p in series if p[0] < window.start]
-        earlier = before[-1] if before else (inside[0] if len(inside) > 1 else None)
-        change = improved = None
-        if earlier is not None and earlier[2] != 0:
-            change = latest[2] / earlier[2] - 1
-            improved = (change < 0) if latest[4] == "lower" else (change > 0)
-            if change == 0:
-                improved = None
+        assert latest.ratio is not None
         trends.append(PerfTrend(
-            bench=bench, metric=key, machine=machine, better=latest[4], runs_in_window=len(inside),
-            latest=latest[2], latest_run=latest[1], ratio_vs_base=latest[3],
-            earlier=None if earlier is None else earlier[2], earlier_run=None if earlier is None else earlier[1],
-            change=change, improved=improved,
+            bench=bench, metric=key, machine=machine, better=latest.better, measurements=len(inside),
+            replays=replays, latest_ratio=latest.ratio, latest_run=latest.run_id, latest_confirm=latest.confirm,
+            latest_base=latest.base, latest_cand=latest.cand, median_ratio=statistics.median(ratios),
+            best_ratio=min(ratios), worst_ratio=max(ratios), previous_median_ratio=_median(before),
+            previous_measurements=len(before), sources=run_sources(p.run_id for p in inside),
+            latest_decision=latest.decision, latest_interval=latest.interval,
         ))
     return tuple(trends)
 
@@ -678,9 +933,10 @@ def _count_metric(key: str, label: str, now: Mapping[str, int], before: Mapping[
 
 def _in_flight(timeline: _Timeline, when: dt.datetime) -> dict[str, tuple[str, dt.datetime, int]]:
     out: dict[str, tuple[str, dt.datetime, int]] = {}
+    gone = timeline.gone_before(when)
     for task_id in sorted(timeline.changes):
         state = timeline.status_at(task_id, when)
-        if state is not None and state[0] not in NOT_IN_FLIGHT:
+        if state is not None and state[0] not in NOT_IN_FLIGHT and task_id not in gone:
             out[task_id] = state
     return out
 
@@ -693,6 +949,114 @@ def _fmt_ts(value: dt.datetime | None) -> str:
     return "" if value is None else as_utc(value).strftime("%Y-%m-%d %H:%M")
 
 
+def _days(delta: dt.timedelta) -> float:
+    return delta.total_seconds() / 86400.0
+
+
+def flow_stats(name: str, values: Mapping[str, float | None]) -> FlowStats:
+    """Median, mean, 85th percentile (nearest rank) and maximum of the known ``values`` (task id -> days)."""
+    known = sorted(v for v in values.values() if v is not None)
+    ids = tuple(sorted(t for t, v in values.items() if v is not None))
+    if not known:
+        return FlowStats(name, 0, len(values), None, None, None, None, ())
+    p85 = known[max(0, math.ceil(0.85 * len(known)) - 1)]
+    return FlowStats(name, len(known), len(values) - len(known), statistics.median(known),
+                     sum(known) / len(known), p85, known[-1], ids)
+
+
+def _breakdown(keys: Mapping[str, str], done: Mapping[str, int], started: Mapping[str, int],
+               flight: Mapping[str, tuple[str, dt.datetime, int]], items: Mapping[str, DoneItem]) -> tuple[BreakdownRow, ...]:
+    """One row per key (agent or type) over the tasks done, started or in flight; most done first."""
+    groups: dict[str, list[str]] = {}
+    for task_id in sorted(set(done) | set(started) | set(flight)):
+        groups.setdefault(keys.get(task_id) or "-", []).append(task_id)
+    rows = []
+    for key, ids in groups.items():
+        done_ids = tuple(t for t in ids if t in done)
+        rows.append(BreakdownRow(
+            key=key, done=len(done_ids), started=sum(1 for t in ids if t in started),
+            in_flight=sum(1 for t in ids if t in flight),
+            blocked=sum(1 for t in ids if t in flight and flight[t][0] == TaskStatus.BLOCKED.value),
+            median_lead=_median([v for t in done_ids if t in items and (v := items[t].lead_days) is not None]),
+            median_cycle=_median([v for t in done_ids if t in items and (v := items[t].cycle_days) is not None]),
+            done_ids=done_ids,
+        ))
+    return tuple(sorted(rows, key=lambda r: (-r.done, -r.started, -r.in_flight, r.key)))
+
+
+def _removals(events: Sequence[Event], window: Window, titles: Mapping[str, str]) -> tuple[RemovedItem, ...]:
+    """Tasks taken out of scope inside ``window`` (the last such event of each task)."""
+    found: dict[str, RemovedItem] = {}
+    for event in events:
+        if event.task_id is None or event.ts is None or event.ts not in window:
+            continue
+        how = removal_of(event)
+        if how is not None:
+            found[event.task_id] = RemovedItem(event.task_id, titles.get(event.task_id, ""), how, _fmt_ts(event.ts),
+                                               event.reason, event_sources([event.id]), event.id or 0)
+    return tuple(sorted(found.values(), key=lambda i: (i.when, i.id)))
+
+
+def removal_of(event: Event) -> str | None:
+    """How ``event`` takes its task out of scope: ``deleted``, ``cancelled``, ``back to backlog from STATE``
+    (work in flight returned to the backlog), or None."""
+    if event.kind in REMOVAL_KINDS:
+        return REMOVAL_KINDS[event.kind]
+    if event.kind in STATUS_KINDS and event.payload.get("to") == CANCELLED_STATE:
+        return "cancelled"
+    source = str(event.payload.get("from") or "")
+    if event.kind == EventKind.TASK_MOVED and event.payload.get("to") == TaskStatus.BACKLOG.value and \
+            source not in NOT_IN_FLIGHT and source:
+        return f"back to backlog from {source}"
+    return None
+
+
+def _headline(metrics: Sequence[Metric], runs: int, runs_passed: int, run_rate: float | None, replay_runs: int,
+              escalations: Sequence[EscalationItem], escalated: Sequence[AgingItem], blocked: Sequence[AgingItem],
+              aging: Sequence[AgingItem], removed: Sequence[RemovedItem]) -> Headline:
+    """The headline's figures, read from the report's own tables (never counted a second way)."""
+    by_key = {m.key: m for m in metrics}
+    return Headline(
+        done=by_key["done"].value, done_delta=by_key["done"].delta, started=by_key["started"].value,
+        carried_over=by_key["carried_over"].value, removed=len(removed), runs=runs, runs_passed=runs_passed,
+        run_rate=run_rate, replay_runs=replay_runs, escalation_events=len(escalations),
+        escalated_tasks=tuple(sorted({e.task_id for e in escalations})),
+        escalated_at_end=tuple(i.id for i in escalated), blocked=tuple(i.id for i in blocked),
+        aging=tuple(i.id for i in aging),
+    )
+
+
+def _reasons(head: Headline, window: Window, latest_run: Mapping[str, Any] | None, aging_days: float,
+             escalations: Sequence[EscalationItem], escalated: Sequence[AgingItem], blocked: Sequence[AgingItem],
+             aging: Sequence[AgingItem], fresh_runs: Sequence[Mapping[str, Any]]) -> list[Reason]:
+    """The lines behind the headline status, worded from the :class:`Headline` figures."""
+    this = f"this {window.period}"
+    reasons: list[Reason] = []
+    if latest_run is not None and not _run_passed(latest_run):
+        reasons.append(Reason("red", f"the latest gate run {this} failed", run_sources([latest_run["run_id"]])))
+    if head.escalated_at_end:
+        reasons.append(Reason("red", f"{len(head.escalated_at_end)} task(s) escalated at the {window.period}'s end: "
+                                     f"{', '.join(head.escalated_at_end)}", event_sources(i.event_id for i in escalated)))
+    if head.escalation_events:
+        reasons.append(Reason("amber", f"{head.escalation_events} escalation event(s) {this} for "
+                                       f"{', '.join(head.escalated_tasks)}",
+                              event_sources(e.event_id for e in escalations)))
+    if head.blocked:
+        reasons.append(Reason("amber", f"{len(head.blocked)} task(s) blocked: {', '.join(head.blocked)}",
+                              event_sources(i.event_id for i in blocked)))
+    if head.aging:
+        reasons.append(Reason("amber", f"{len(head.aging)} task(s) in the same state for {aging_days:g}+ days: "
+                                       f"{', '.join(head.aging)}", event_sources(i.event_id for i in aging)))
+    if not head.runs:
+        reasons.append(Reason("amber", f"no new gate run recorded {this}"
+                                       + (f" ({head.replay_runs} replay-only)" if head.replay_runs else ""),
+                              "gate records"))
+    if not reasons:
+        reasons.append(Reason("green", "gates green, nothing blocked, aging or escalated",
+                              run_sources(r["run_id"] for r in fresh_runs)))
+    return reasons
+
+
 def build_weekly(
     events: Sequence[Event],
     gate_runs: Sequence[Mapping[str, Any]],
@@ -703,84 +1067,109 @@ def build_weekly(
     aging_days: float = 3.0,
     plan_size: int = 5,
 ) -> WeeklyReport:
-    """The weekly report of ``window`` from the log and the gate run records (``ResultsDB.run`` dicts).
+    """The report of ``window`` from the log and the gate run records (``ResultsDB.run`` dicts).
 
-    Only events stamped before ``window.end`` and runs started before it count, so the result depends on
-    the inputs and the window alone.
+    ``history_weeks`` counts periods of the window's length (weeks for a weekly report, days for a daily
+    one). Only events stamped before ``window.end`` and runs started before it count, so the result depends
+    on the inputs and the window alone.
     """
     assert history_weeks >= 1, "history_weeks must be at least 1"
     end = window.end
+    period = end - window.start
     seen = [e for e in sorted(events, key=lambda e: e.id or 0) if e.ts is not None and e.ts < end]
     tasks = replay(seen)
     timeline = _Timeline.build(seen)
     prev = window.previous()
+    titles = {t: task.title for t, task in tasks.items()}
 
     done_now, done_before = timeline.entries(TaskStatus.DONE.value, window), timeline.entries(TaskStatus.DONE.value, prev)
     started_now = timeline.first_entries(STARTED_STATE, window)
     started_before = timeline.first_entries(STARTED_STATE, prev)
     flight_now = _in_flight(timeline, window.end)
     flight_before = _in_flight(timeline, prev.end)
-    scope_now, scope_before = timeline.created_before(window.end), timeline.created_before(prev.end)
-    added_now = {t: e for t, e in scope_now.items() if timeline.created[t][0] in window}
-    added_before = {t: e for t, e in scope_before.items() if timeline.created[t][0] in prev}
+    scope_now, scope_before = timeline.scope_at(window.end), timeline.scope_at(prev.end)
+    added_now = {t: e for t, e in timeline.created_before(window.end).items() if timeline.created[t][0] in window}
+    added_before = {t: e for t, e in timeline.created_before(prev.end).items() if timeline.created[t][0] in prev}
+    removed = _removals(seen, window, titles)
+    removed_before = _removals(seen, prev, titles)
     metrics = (
         _count_metric("done", "Done", done_now, done_before),
         _count_metric("started", "Started", started_now, started_before),
-        Metric("carried_over", "Carried over (in flight at week end)", len(flight_now), len(flight_before),
-               event_sources(s[2] for s in flight_now.values()), tuple(sorted(flight_now))),
+        Metric("carried_over", f"Carried over (in flight at the {window.period}'s end)", len(flight_now),
+               len(flight_before), event_sources(s[2] for s in flight_now.values()), tuple(sorted(flight_now))),
         _count_metric("scope_added", "Scope added (tasks created)", added_now, added_before),
-        Metric("scope_total", "Scope (all tasks)", len(scope_now), len(scope_before),
+        Metric("scope_removed", "Scope removed (deleted, cancelled, back to backlog)", len(removed),
+               len(removed_before), event_sources(i.event_id for i in removed),
+               tuple(sorted(i.id for i in removed))),
+        Metric("scope_total", "Scope (all tasks not deleted or cancelled)", len(scope_now), len(scope_before),
                event_sources(scope_now.values()), ()),
     )
 
     when_by_event = {e.id: e.ts for e in seen}
-    done_items = tuple(
-        DoneItem(t, tasks[t].title, _agent(tasks[t]), _fmt_ts(when_by_event.get(eid)), event_sources([eid]))
-        for t, eid in sorted(done_now.items(), key=lambda item: (item[1], item[0])) if t in tasks
-    )
+    done_items: dict[str, DoneItem] = {}
+    for task_id, event_id in sorted(done_now.items(), key=lambda item: (item[1], item[0])):
+        task, done_at = tasks.get(task_id), when_by_event.get(event_id)
+        if task is None or done_at is None:
+            continue
+        created_at = timeline.created[task_id][0]
+        work = timeline.first_entry_into(task_id, WORK_STATES, before=done_at)
+        done_items[task_id] = DoneItem(task_id, task.title, _agent(task), _fmt_ts(done_at), event_sources([event_id]),
+                                       task.type, _days(done_at - created_at),
+                                       None if work is None else _days(done_at - work))
+    lead = flow_stats("lead", {t: i.lead_days for t, i in done_items.items()})
+    cycle = flow_stats("cycle", {t: i.cycle_days for t, i in done_items.items()})
+    involved = set(done_now) | set(started_now) | set(flight_now)
+    agents = {t: _agent(tasks[t]) for t in involved if t in tasks}
+    types = {t: tasks[t].type for t in involved if t in tasks}
 
-    # burn-up: one point per day over the history span, and velocity per week
-    span_start = window.end - WEEK * history_weeks
+    # burn-up: one point per day over the history span, and velocity per period
+    span_start = window.end - period * history_weeks
     burnup: list[BurnPoint] = []
     day = span_start
     while day <= window.end:
-        scope = sum(1 for ts, _ in timeline.created.values() if ts < day)
-        done = sum(1 for t in timeline.changes
-                   if (state := timeline.status_at(t, day)) is not None and state[0] == TaskStatus.DONE.value)
+        gone = timeline.gone_before(day)
+        scope = len(timeline.scope_at(day))
+        done = sum(1 for t in timeline.changes if t not in gone
+                   and (state := timeline.status_at(t, day)) is not None and state[0] == TaskStatus.DONE.value)
         burnup.append(BurnPoint(f"{day:%Y-%m-%d}", scope, done))
         day += DAY
     velocity: list[VelocityWeek] = []
     for index in range(history_weeks - 1, -1, -1):
-        week = Window(window.end - WEEK * (index + 1), window.end - WEEK * index)
-        entries = timeline.entries(TaskStatus.DONE.value, week)
-        velocity.append(VelocityWeek(week.label, len(entries), event_sources(entries.values())))
+        bucket = Window(window.end - period * (index + 1), window.end - period * index)
+        entries = timeline.entries(TaskStatus.DONE.value, bucket)
+        velocity.append(VelocityWeek(bucket.label, len(entries), event_sources(entries.values()), bucket.short_label))
     velocity_mean = sum(v.done for v in velocity) / len(velocity)
 
-    # gates
-    runs_now = _runs_in(gate_runs, window)
-    runs_before = _runs_in(gate_runs, prev)
+    # gates: runs that only replayed cached results are not new runs
+    all_now = _runs_in(gate_runs, window)
+    runs_now = [r for r in all_now if not is_replay_run(r)]
+    replay_now = [r for r in all_now if is_replay_run(r)]
+    runs_before = [r for r in _runs_in(gate_runs, prev) if not is_replay_run(r)]
     passed_now = sum(1 for r in runs_now if _run_passed(r))
     passed_before = sum(1 for r in runs_before if _run_passed(r))
     run_rate = passed_now / len(runs_now) if runs_now else None
     previous_run_rate = passed_before / len(runs_before) if runs_before else None
 
-    # blocked and aging, at the window's end
+    # blocked, escalated and aging, at the window's end
     blocked: list[AgingItem] = []
+    escalated: list[AgingItem] = []
     aging: list[AgingItem] = []
     for task_id, (status, since, event_id) in flight_now.items():
         task = tasks.get(task_id)
         if task is None:
             continue
-        age = (window.end - since).total_seconds() / 86400.0
+        age = _days(window.end - since)
         item = AgingItem(task_id, task.title, status, _fmt_ts(since), age,
                          (task.blocked_reason or "") if status == TaskStatus.BLOCKED.value else "",
-                         _agent(task), event_sources([event_id]))
+                         _agent(task), event_sources([event_id]), event_id)
         if status == TaskStatus.BLOCKED.value:
             blocked.append(item)
+        elif status == TaskStatus.ESCALATED.value:
+            escalated.append(item)
         elif age >= aging_days:
             aging.append(item)
-    blocked.sort(key=lambda i: (-i.age_days, i.id))
-    aging.sort(key=lambda i: (-i.age_days, i.id))
+    for items in (blocked, escalated, aging):
+        items.sort(key=lambda i: (-i.age_days, i.id))
 
     escalations = tuple(
         EscalationItem(
@@ -793,9 +1182,11 @@ def build_weekly(
         for e in seen if e.kind == EventKind.TASK_ESCALATED and e.ts is not None and e.ts in window
     )
 
-    # next week's plan: work in flight, the best-ranked backlog, and what falls due
+    # the next period's plan: work in flight, the best-ranked backlog, and what falls due
     config = scoring or ScoringConfig()
-    scores = score_tasks(tasks.values(), config, now=window.end)
+    gone_at_end = timeline.gone_before(window.end)
+    live = {t: task for t, task in tasks.items() if t not in gone_at_end}
+    scores = score_tasks(live.values(), config, now=window.end)
     ordered = rank(scores)
 
     def plan_item(task: Task, note: str) -> PlanItem:
@@ -803,52 +1194,41 @@ def build_weekly(
                         _fmt_ts(task.due), note)
 
     plan_continue = tuple(
-        plan_item(tasks[t], "blocked" if tasks[t].status == TaskStatus.BLOCKED else f"in {tasks[t].status.value}")
-        for t in ordered if t in flight_now and t in tasks
+        plan_item(live[t], "blocked" if live[t].status == TaskStatus.BLOCKED else f"in {live[t].status.value}")
+        for t in ordered if t in flight_now and t in live
     )
     plan_next = tuple(
-        plan_item(tasks[t], "up next by score")
-        for t in ordered if tasks[t].status == TaskStatus.BACKLOG and not scores[t].blocked
+        plan_item(live[t], "up next by score")
+        for t in ordered if live[t].status == TaskStatus.BACKLOG and not scores[t].blocked
     )[:plan_size]
-    next_week = Window(window.end, window.end + WEEK)
+    next_period = Window(window.end, window.end + period)
     plan_due = tuple(
-        plan_item(task, "due next week")
-        for task in sorted(tasks.values(), key=lambda t: (t.due or window.end, t.id))
-        if task.due is not None and task.status != TaskStatus.DONE and as_utc(task.due) in next_week
+        plan_item(task, f"due next {window.period}")
+        for task in sorted(live.values(), key=lambda t: (t.due or window.end, t.id))
+        if task.due is not None and task.status != TaskStatus.DONE and as_utc(task.due) in next_period
     )
 
-    # headline
-    reasons: list[Reason] = []
-    if runs_now and not _run_passed(runs_now[-1]):
-        reasons.append(Reason("red", "the latest gate run of the week failed", run_sources([runs_now[-1]["run_id"]])))
-    escalated_now = [t for t, s in flight_now.items() if s[0] == TaskStatus.ESCALATED.value]
-    if escalated_now:
-        reasons.append(Reason("red", f"{len(escalated_now)} task(s) escalated: {', '.join(escalated_now)}",
-                              event_sources(flight_now[t][2] for t in escalated_now)))
-    if blocked:
-        reasons.append(Reason("amber", f"{len(blocked)} task(s) blocked: {', '.join(i.id for i in blocked)}",
-                              event_sources(flight_now[i.id][2] for i in blocked)))
-    if aging:
-        reasons.append(Reason("amber", f"{len(aging)} task(s) in the same state for {aging_days:g}+ days",
-                              event_sources(flight_now[i.id][2] for i in aging)))
-    if not runs_now:
-        reasons.append(Reason("amber", "no gate run recorded this week", "gate records"))
-    if not reasons:
-        reasons.append(Reason("green", "gates green, nothing blocked, aging or escalated",
-                              run_sources(r["run_id"] for r in runs_now)))
+    head = _headline(metrics, len(runs_now), passed_now, run_rate, len(replay_now), escalations, escalated, blocked,
+                     aging, removed)
+    reasons = _reasons(head, window, runs_now[-1] if runs_now else None, aging_days, escalations, escalated,
+                       blocked, aging, runs_now)
     status = "red" if any(r.level == "red" for r in reasons) else "amber" if any(
         r.level == "amber" for r in reasons) else "green"
 
     return WeeklyReport(
         label=window.label, start=f"{window.start:%Y-%m-%d %H:%M}", end=f"{window.end:%Y-%m-%d %H:%M}",
         status=status, reasons=tuple(reasons), last_event_id=max((e.id or 0 for e in seen), default=0),
-        metrics=metrics, done=done_items, burnup=tuple(burnup), velocity=tuple(velocity), velocity_mean=velocity_mean,
-        runs=len(runs_now), runs_passed=passed_now, run_rate=run_rate, previous_run_rate=previous_run_rate,
-        run_sources=run_sources(r["run_id"] for r in runs_now),
-        gates=_gate_rates(runs_now, runs_before), tests=_test_counts(gate_runs, window),
+        metrics=metrics, done=tuple(done_items.values()), burnup=tuple(burnup), velocity=tuple(velocity),
+        velocity_mean=velocity_mean, runs=len(runs_now), runs_passed=passed_now, run_rate=run_rate,
+        previous_run_rate=previous_run_rate, run_sources=run_sources(r["run_id"] for r in runs_now),
+        gates=_gate_rates(runs_now, runs_before, all_now), tests=_test_counts(gate_runs, window),
         perf=_perf_trends(gate_runs, window), blocked=tuple(blocked), aging=tuple(aging), aging_days=aging_days,
         escalations=escalations, plan_continue=plan_continue, plan_next=plan_next, plan_due=plan_due,
-        scorer=config.scorer.value, costs=cost_summary(seen, window, {t: task.title for t, task in tasks.items()}),
+        scorer=config.scorer.value, costs=cost_summary(seen, window, titles), period=window.period,
+        replay_runs=len(replay_now), replay_sources=run_sources(r["run_id"] for r in replay_now),
+        escalated=tuple(escalated), removed=removed, lead=lead, cycle=cycle,
+        by_agent=_breakdown(agents, done_now, started_now, flight_now, done_items),
+        by_type=_breakdown(types, done_now, started_now, flight_now, done_items), headline=head,
     )
 
 
