@@ -65,6 +65,7 @@ from typing import Any
 
 import networkx as nx
 
+from bno_foundation import processes
 from bno_foundation.atomic import atomic_write
 from bno_quality_gates import affected as aff
 from bno_quality_gates import cache as cache_mod
@@ -84,7 +85,6 @@ METRICS_PREFIX = "GATE-METRICS "
 PROCESS_TAG_VAR = "GATE_PROCESS_TAG"
 FILES_PLACEHOLDER = "{files}"
 FILES_FILE_PLACEHOLDER = "{files_file}"
-_PR_SET_CHILD_SUBREAPER = 36
 EventHandler = Callable[[str, str, GateResult | None], None]
 
 
@@ -174,157 +174,19 @@ def commit_snapshot(repo: Path, commit: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``).
-
-    Returns whether it is one; False on other systems (orphans go to init there, and :func:`kill_tree` still
-    finds them by their tag).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
-
-
-@dataclass(frozen=True)
-class _ProcInfo:
-    ppid: int
-    pgrp: int
-    session: int
-    zombie: bool
-
-
-def _process_table() -> dict[int, _ProcInfo]:
-    """Every process in ``/proc``: parent, process group, session, whether it is a zombie."""
-    table: dict[int, _ProcInfo] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read().decode("ascii", errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) < 4:
-            continue
-        table[int(entry.name)] = _ProcInfo(int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in ("Z", "X"))
-    return table
-
-
-def _carries_tag(pid: int, tag: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            return tag in handle.read().split(b"\0")
-    except OSError:
-        return False
+def kill_tree(root: int, tag: str | None, grace: float, *, keep: int | None = None) -> None:
+    """Kill everything ``root`` started, the processes carrying ``GATE_PROCESS_TAG=tag`` included
+    (:func:`bno_foundation.processes.kill_tree`)."""
+    processes.kill_tree(root, _marker(tag), grace, keep=keep)
 
 
 def process_tree(root: int, tag: str | None) -> tuple[set[int], set[int]]:
-    """(live, dead) processes that ``root`` (a child of this process) started: its descendants, its session
-    and process group, every process carrying ``GATE_PROCESS_TAG=tag``, and their descendants. Never this
-    process. Dead ones are zombies not yet reaped. Linux only."""
-    table = _process_table()
-    me = os.getpid()
-    marker = f"{PROCESS_TAG_VAR}={tag}".encode() if tag else None
-    seeds = {root} if root in table and table[root].ppid == me else set()  # a reaped root's pid may be reused
-    for pid, info in table.items():
-        if pid == me:
-            continue
-        if info.session == root or info.pgrp == root or (marker is not None and _carries_tag(pid, marker)):
-            seeds.add(pid)
-    children: dict[int, list[int]] = {}
-    for pid, info in table.items():
-        children.setdefault(info.ppid, []).append(pid)
-    members: set[int] = set()
-    stack = list(seeds)
-    while stack:
-        pid = stack.pop()
-        if pid in members or pid == me:
-            continue
-        members.add(pid)
-        stack.extend(children.get(pid, []))
-    return {p for p in members if not table[p].zombie}, {p for p in members if table[p].zombie}
+    """(live, dead) processes ``root`` started or that carry ``GATE_PROCESS_TAG=tag``."""
+    return processes.process_tree(root, _marker(tag))
 
 
-def _proc_info(pid: int) -> _ProcInfo | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().decode("ascii", errors="replace").rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-    return _ProcInfo(int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in ("Z", "X"))
-
-
-def _reap(found: set[int], keep: int | None) -> set[int]:
-    """Collect the exit status of our dead children among ``found`` (orphans re-parented to this subreaper);
-    ``keep`` (the command's own process, which its Popen waits for) is left alone. Returns the dead ones that
-    are still to be reaped here: a zombie whose parent is this process or another process of the tree (which
-    dies too, and hands it to this subreaper)."""
-    me = os.getpid()
-    pending: set[int] = set()
-    for pid in found - {keep}:
-        info = _proc_info(pid)
-        if info is None or not info.zombie:
-            continue
-        if info.ppid == me:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
-            info = _proc_info(pid)
-        if info is not None and info.zombie and (info.ppid == me or info.ppid in found):
-            pending.add(pid)
-    return pending
-
-
-def kill_tree(root: int, tag: str | None, grace: float, *, keep: int | None = None, rounds: int = 500) -> None:
-    """Kill everything ``root`` started (see :func:`process_tree`), repeatedly until nothing is left.
-
-    With ``grace`` > 0 the processes first get SIGTERM and up to ``grace`` seconds to end. Then each round
-    stops every process found (SIGSTOP: it can no longer fork), kills it and reaps our dead children. ``keep``
-    is a pid this call must not reap (a Popen's own child, which its Popen waits for). Without ``/proc`` it
-    signals the process group of ``root`` only.
-    """
-    if not Path("/proc/self/stat").exists():
-        if grace > 0:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(root, signal.SIGTERM)
-            time.sleep(grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(root, signal.SIGKILL)
-        return
-    found: set[int] = set()  # a zombie has no environment left to carry the tag: remember whom we saw
-    if grace > 0:
-        live, dead = process_tree(root, tag)
-        found |= live | dead
-        if live:
-            _signal_all(live, signal.SIGTERM)
-            _signal_all(live, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-            deadline = time.monotonic() + grace
-            while live and time.monotonic() < deadline:
-                time.sleep(0.05)
-                live, dead = process_tree(root, tag)
-                found |= live | dead
-                _reap(found, keep)
-    for _ in range(rounds):
-        live, dead = process_tree(root, tag)
-        found |= live | dead
-        pending = _reap(found, keep)
-        if not live and not pending:
-            return
-        _signal_all(live, signal.SIGSTOP)
-        _signal_all(live, signal.SIGKILL)
-        time.sleep(0.01)
-
-
-def _signal_all(pids: set[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
+def _marker(tag: str | None) -> bytes | None:
+    return f"{PROCESS_TAG_VAR}={tag}".encode() if tag else None
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace: float, tag: str | None = None) -> None:
@@ -526,7 +388,8 @@ class Runner:
         started is killed and no partial record is left.
         """
         if self.options.subreaper:
-            become_subreaper()
+            processes.become_subreaper()
+        self._reap_leftovers()
         if threading.current_thread() is not threading.main_thread():
             return self._run()
         previous = signal.signal(signal.SIGTERM, _raise_exit)
@@ -534,6 +397,25 @@ class Runner:
             return self._run()
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+    # A ledger of the gate commands running now: one file per process tag, holding the runner's pid. A
+    # runner killed outright (kill -9) leaves its files; the next run stops what still carries those tags.
+    def _ledger(self) -> Path:
+        return self.state_dir / "gates" / "running"
+
+    def _reap_leftovers(self) -> None:
+        ledger = self._ledger()
+        if not ledger.is_dir():
+            return
+        for entry in ledger.iterdir():
+            try:
+                owner = int(entry.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and owner != os.getpid() and processes.is_running(owner):
+                continue  # a live run's gate: not ours to stop
+            processes.stop_processes(processes.processes_with_env(PROCESS_TAG_VAR, entry.name))
+            entry.unlink(missing_ok=True)
 
     def _run(self) -> RunRecord:
         started = time.time()
@@ -878,12 +760,18 @@ class Runner:
             if self._stopping.is_set():
                 return _Attempt(None, False, "the run was interrupted", _tail(log, start_offset))
             tag = secrets.token_hex(8)
+            ledger_entry = self._ledger() / tag
+            ledger_entry.parent.mkdir(parents=True, exist_ok=True)
+            ledger_entry.write_text(str(os.getpid()))
             try:
                 proc = subprocess.Popen(
                     real, cwd=workdir, env={**env, PROCESS_TAG_VAR: tag}, stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, start_new_session=True,
+                    # SIGTERM from the kernel if the runner dies without the chance to kill the tree (kill -9)
+                    preexec_fn=processes.parent_death_signal(),
                 )
             except OSError as exc:
+                ledger_entry.unlink(missing_ok=True)
                 message = f"cannot start {real[0]!r}: {exc.strerror or exc}"
                 log.write(f"{message}\n".encode())
                 return _Attempt(None, False, message, _tail(log, start_offset))
@@ -898,6 +786,7 @@ class Runner:
                 return _Attempt(None, True, None, _tail(log, start_offset))
             finally:
                 kill_tree(proc.pid, tag, 0.0, keep=proc.pid)  # nothing a gate started outlives it
+                ledger_entry.unlink(missing_ok=True)
                 with self._active_lock:
                     self._active.pop(proc, None)
             if exit_code != 0:

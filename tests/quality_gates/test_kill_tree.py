@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bno_foundation.processes import become_subreaper
 from bno_quality_gates.results import RunRecord
-from bno_quality_gates.runner import Runner, RunOptions, become_subreaper, process_tree
+from bno_quality_gates.runner import Runner, RunOptions, process_tree
 from bno_quality_gates.spec import load_gates
 from tests.quality_gates.conftest import pid_alive, survivors, write_gates
 
@@ -125,3 +126,34 @@ def test_sigterm_to_the_run_kills_what_the_gate_moved_out_of_its_session(repo: P
             proc.kill()
             proc.wait()
     assert not survivors(escapers, within=2.0), f"processes survived the stopped run: {escapers}"
+
+
+def test_kill_9_of_the_run_leaves_nothing_the_next_run_does_not_stop(repo: Path, tmp_path: Path) -> None:
+    """The runner killed outright: its gate gets SIGTERM from the kernel (parent-death signal); what the gate
+    moved to other sessions is stopped by the next run, which finds the dead run's tags in its ledger."""
+    pids = tmp_path / "pids"
+    script = _escaper(tmp_path, pids, "time.sleep(300)")
+    write_gates(repo, f"gates:\n  hang:\n    command: [python, {script}]\n    timeout: 120\n")
+    root = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join(str(root / p) for p in ("foundation", "quality_gates"))
+    command = [sys.executable, "-m", "bno_quality_gates.cli", "--repo", str(repo), "run", "--all", "--quiet"]
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": path},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not pids.exists() or len(pids.read_text().split()) < 2:
+            assert proc.poll() is None, "the run ended before its gate started"
+            assert time.monotonic() < deadline, "the gate never started its escapers"
+            time.sleep(0.05)
+        escapers = _escaper_pids(pids)
+        (tag,) = [entry.name for entry in (repo / ".orchestrator" / "gates" / "running").iterdir()]
+        gate = [pid for pid in process_tree(-1, tag)[0] if pid not in escapers]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert gate and not survivors(gate, within=5.0), "the parent-death signal reached the gate"
+    assert survivors(escapers, within=0.5) == escapers  # in other sessions, not the runner's children: still there
+    write_gates(repo, "gates:\n  quick:\n    command: [python, -c, 'pass']\n")
+    assert _run(repo).exit_code == 0
+    assert not survivors(escapers, within=5.0), f"the next run did not stop what the killed one left: {escapers}"
+    assert not list((repo / ".orchestrator" / "gates" / "running").iterdir())
