@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bno_quality_gates.gates.perf import Samples, extract, judge, parse_json_output
+from bno_quality_gates.gates.perf import Samples, extract, parse_json_output
 from bno_quality_gates.gates.test import changed_lines, component_of_test, diff_coverage
 from bno_quality_gates.junit import parse_junit
 from bno_quality_gates.runner import parse_metrics
@@ -29,14 +29,15 @@ def _perf(repo: Path, tmp: Path, *extra: str) -> tuple[int, dict[str, object], s
                 "metrics": [{"name": "t", "path": "results.*.ours_s", "better": "lower"},
                             {"name": "rate", "path": "rate", "better": "higher"}]}]
     env = {**os.environ, "GATE_REPO": str(repo), "GATE_WORKDIR": str(repo), "GATE_OUT": str(tmp),
-           "GATE_PARAMS": json.dumps({"benches": benches, "pairs": 2, "confirm_pairs": 2, "threshold": 0.10}),
+           "GATE_PARAMS": json.dumps({"benches": benches, "min_pairs": 10, "max_pairs": 10, "alpha": 0.05,
+                                      "threshold": 0.10}),
            "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "bno_quality_gates.gates.perf", *extra], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=120)
     return proc.returncode, parse_metrics(proc.stdout), proc.stdout + proc.stderr
 
 
-def test_perf_gate_interleaves_confirms_and_judges_on_median(repo: Path, tmp_path: Path) -> None:
+def test_perf_gate_interleaves_and_judges_the_median_interval(repo: Path, tmp_path: Path) -> None:
     (repo / "bench.py").write_text(BENCH)
     (repo / "speed.txt").write_text("1.0\n")
     git(repo, "add", "-A")
@@ -47,16 +48,17 @@ def test_perf_gate_interleaves_confirms_and_judges_on_median(repo: Path, tmp_pat
     assert code == 0, log
     toy = metrics["benches"]["toy"]  # type: ignore[index]
     assert set(toy) == {"t[results.0.ours_s]", "rate[rate]"}, log
-    assert len(toy["t[results.0.ours_s]"]["pair_ratios"]) == 2
+    assert len(toy["t[results.0.ours_s]"]["pair_ratios"]) == 10 and toy["rate[rate]"]["decision"] == "pass"
     assert metrics["variance_ok"] is True and metrics["max_observed_cv"] < 0.05  # type: ignore[operator]
     assert "pair 1 base" in log and "pair 2 cand" in log and log.index("pair 2 cand") < log.index("pair 2 base")
     (repo / "speed.txt").write_text("1.5\n")  # the candidate (working tree) is 50% slower than HEAD
     code, metrics, log = _perf(repo, tmp_path)
     assert code == 1, log
-    assert "confirming" in log and "on confirmation" in str(metrics["reason"])
+    assert "regression" in str(metrics["reason"]) and "interval [+" in str(metrics["reason"])
     toy = metrics["benches"]["toy"]  # type: ignore[index]
     assert toy["t[results.0.ours_s]"]["median_ratio"] > 1.4 and toy["rate[rate]"]["median_ratio"] > 1.4
-    assert len(toy["t[results.0.ours_s]"]["pair_ratios"]) == 4, "2 pairs plus 2 confirmation pairs"
+    assert toy["t[results.0.ours_s]"]["interval"][0] > 1.10, "the whole interval lies above the threshold"
+    assert len(toy["t[results.0.ours_s]"]["pair_ratios"]) == 10
     assert not (repo / ".git" / "worktrees").exists() or not list((repo / ".git" / "worktrees").iterdir())
     (repo / "speed.txt").write_text("0.5\n")  # faster is fine
     assert _perf(repo, tmp_path)[0] == 0
@@ -74,8 +76,7 @@ def test_perf_helpers() -> None:
     assert extract({"a": {"x": {"t": 2}, "y": {"t": 3}}}, "a.*.t") == {"a.x.t": 2.0, "a.y.t": 3.0}
     assert extract({"a": [1, True, None]}, "a.*") == {"a.0": 1.0}
     assert parse_json_output('log line\n{"a": 1}\n') == {"a": 1}
-    sample = Samples("lower", base=[1.0, 1.0, 1.0], cand=[1.0, 2.0, 1.2])
-    assert judge({"k": sample}, 0, 0.1) == {"k": 1.2}, "the median of per-pair ratios"
+    assert Samples("lower", base=[1.0, 1.0, 2.0], cand=[1.0, 2.0, 0.0]).ratios() == [1.0, 2.0], "no ratio for 0"
     assert Samples("higher", base=[2.0], cand=[1.0]).ratios() == [2.0]
 
 

@@ -1,14 +1,23 @@
-"""The perf gate: candidate vs a baseline of the base ref, measured in the same run, interleaved.
+"""The perf gate: candidate vs a baseline of the base ref, measured in the same run, interleaved, judged
+sequentially with a known false-alarm rate (docs/perf-gate.md).
 
 For each benchmark of ``params.benches`` (an argv printing JSON, and the metrics to read from it):
 * the baseline is a ``git worktree`` of the base ref (removed afterwards), the candidate the tree under test;
-* ``pairs`` pairs of runs alternate baseline and candidate (A B, B A, A B, ...: interleaved, and neither side
-  always first), each run a fresh process;
-* per pair and metric, the cost ratio candidate/baseline (baseline/candidate for higher-is-better metrics);
-  the verdict is on the median of those ratios: a regression is a median above ``1 + threshold``;
-* a regression is confirmed by ``confirm_pairs`` more pairs before the gate fails (noise gets a second look);
-* the run-to-run variance (coefficient of variation of each side's values) is recorded against ``max_cv``
-  (the target is < 5%); ``enforce_variance: true`` makes a noisy measurement fail the gate.
+  each imports its own code (the tree's import roots lead ``PYTHONPATH``, ahead of any installed copy);
+* pairs of runs alternate baseline and candidate (A B, B A, ...: neither side always first, drift cancels),
+  each run a fresh process; per pair and metric the cost ratio candidate/baseline (baseline/candidate for
+  higher-is-better metrics);
+* at the planned looks (``min_pairs``, then each doubling, and ``max_pairs``) the sign-test
+  interval of the median ratio is computed (``bno_quality_gates.perf_stats``), its error level split over
+  looks, metrics and benches so that the whole gate raises a false alarm with probability at most ``alpha``;
+  measuring stops as soon as every metric is decided or a regression is found, at ``max_pairs``, or at the
+  bench's share of ``max_minutes``;
+* ``regression`` (the gate fails) when the whole interval lies above ``1 + threshold``; ``pass`` when it lies
+  below ``1 + rule_out`` (the slowdown the gate must catch is ruled out); otherwise ``inconclusive``: a pass
+  with a note saying what to do, or a failure with ``inconclusive: fail``;
+* the run-to-run variation (coefficient of variation of each side's values, and the spread of the pair
+  ratios) is printed and recorded against ``max_cv``; ``enforce_variance: true`` makes a noisy measurement
+  fail the gate.
 Figures from different machines are never compared: both sides run here, now (and the runner keys the cache
 of this gate by a machine fingerprint).
 
@@ -16,7 +25,7 @@ A benchmark the baseline cannot run (it predates it) is reported as having no ba
 candidate cannot run fails the gate when ``required`` (the default).
 
 Metric paths are dotted keys into the JSON, ``*`` matching every list item or mapping key:
-``results.*.ours_s``. ``python -m bno_quality_gates.gates.perf [--base REF] [--pairs N] [--threshold F]``
+``results.*.ours_s``. ``python -m bno_quality_gates.gates.perf [--base REF] [--threshold F] [--max-pairs N]``
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +50,18 @@ from bno_foundation.gate_program import (
     clean_env,
     finish,
     main_guard,
+    params,
     repo,
     say,
     setting,
     workdir,
+)
+from bno_quality_gates.perf_stats import (
+    Policy,
+    PolicyError,
+    SequentialVerdict,
+    log_cost_ratio,
+    sequential_verdict,
 )
 
 
@@ -192,10 +210,36 @@ class Baseline:
         _git("worktree", "prune")
 
 
-def run_bench(bench: BenchSpec, tree: Path, ext_dir: Path, timeout: float) -> tuple[Any | None, str]:
-    """Run one benchmark in ``tree``; (parsed JSON or None, a message when it failed)."""
+def import_roots(explicit: Any = None) -> list[str]:
+    """The tree's import roots, relative to the tree: ``explicit`` (``params.python_path``) when given, else
+    the entries of this gate's ``PYTHONPATH`` that lie inside the tree under test (the runner puts the
+    gates file's ``python_path`` there), else none (the tree itself is always added)."""
+    if explicit is not None:
+        if not isinstance(explicit, list) or not all(isinstance(p, str) for p in explicit):
+            raise GateProgramError("params.python_path must be a list of folders relative to the tree")
+        return list(explicit)
+    top = workdir()
+    roots: list[str] = []
+    for entry in filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+        path = Path(entry).resolve()
+        if path != top and path.is_relative_to(top):
+            roots.append(path.relative_to(top).as_posix())
+    return roots
+
+
+def tree_pythonpath(tree: Path, roots: list[str]) -> str:
+    """``PYTHONPATH`` for a benchmark run in ``tree``: its import roots first, then the tree itself, so that
+    the tree's own code is imported rather than an installed (editable) copy of the working tree."""
+    return os.pathsep.join([*(str(tree / root) for root in roots), str(tree)])
+
+
+def run_bench(
+    bench: BenchSpec, tree: Path, ext_dir: Path, timeout: float, roots: list[str] | None = None,
+) -> tuple[Any | None, str]:
+    """Run one benchmark in ``tree`` (importing from its ``roots``); (parsed JSON or None, a message when
+    it failed)."""
     argv = [sys.executable if i == 0 and a in ("python", "python3") else a for i, a in enumerate(bench.argv)]
-    env = clean_env({"PYTHONPATH": str(tree), "TORCH_EXTENSIONS_DIR": str(ext_dir)})
+    env = clean_env({"PYTHONPATH": tree_pythonpath(tree, roots or []), "TORCH_EXTENSIONS_DIR": str(ext_dir)})
     try:
         proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -218,59 +262,105 @@ def _cv(values: list[float]) -> float | None:
     return statistics.stdev(values) / mean if mean else None
 
 
-def measure_pairs(
-    bench: BenchSpec, trees: dict[str, Path], exts: dict[str, Path], pairs: int, timeout: float,
-    samples: dict[str, Samples], offset: int,
-) -> str | None:
-    """Run ``pairs`` interleaved pairs, appending to ``samples``; a message when a side could not run."""
-    for i in range(pairs):
-        order = ("base", "cand") if (offset + i) % 2 == 0 else ("cand", "base")
+class PairMeter:
+    """Measures one benchmark pair by pair (baseline and candidate each a fresh process, the order
+    alternating), keeping every value; ``__call__`` is the pair source of ``sequential_verdict``."""
+
+    def __init__(self, bench: BenchSpec, trees: dict[str, Path], exts: dict[str, Path], timeout: float,
+                 roots: list[str]) -> None:
+        self.bench, self.trees, self.exts, self.timeout, self.roots = bench, trees, exts, timeout, roots
+        self.samples: dict[str, Samples] = {}
+        self.problem: str | None = None  # "base: ..." or "cand: ..." when a side could not run
+
+    def __call__(self, index: int) -> dict[str, float] | None:
+        """Measure pair ``index``; each metric's log cost ratio, or None (``problem`` says why)."""
+        order = ("base", "cand") if index % 2 == 0 else ("cand", "base")
         values: dict[str, dict[str, float]] = {}
         for side in order:
             t0 = time.monotonic()
-            data, problem = run_bench(bench, trees[side], exts[side], timeout)
+            data, problem = run_bench(self.bench, self.trees[side], self.exts[side], self.timeout, self.roots)
             if data is None:
-                return f"{side}: {problem}"
+                self.problem = f"{side}: {problem}"
+                return None
             found: dict[str, float] = {}
-            for metric in bench.metrics:
+            for metric in self.bench.metrics:
                 for concrete, value in extract(data, metric.path).items():
                     found[f"{metric.name}[{concrete}]"] = value
-                    samples.setdefault(f"{metric.name}[{concrete}]", Samples(metric.better))
+                    self.samples.setdefault(f"{metric.name}[{concrete}]", Samples(metric.better))
             if not found:
-                return f"{side}: none of the metric paths matched the benchmark's JSON"
+                self.problem = f"{side}: none of the metric paths matched the benchmark's JSON"
+                return None
             values[side] = found
-            say(f"  pair {offset + i + 1} {side}: {len(found)} values in {time.monotonic() - t0:.1f}s")
-        for key, sample in samples.items():
+            say(f"  pair {index + 1} {side}: {len(found)} values in {time.monotonic() - t0:.1f}s")
+        ratios: dict[str, float] = {}
+        for key, sample in self.samples.items():
             if key in values["base"] and key in values["cand"]:
                 sample.base.append(values["base"][key])
                 sample.cand.append(values["cand"][key])
-    return None
+                ratio = log_cost_ratio(values["base"][key], values["cand"][key], sample.better)
+                if ratio is not None:
+                    ratios[key] = ratio
+        if not ratios:
+            self.problem = "cand: no metric had a positive value on both sides (no ratio to judge)"
+            return None
+        return ratios
+
+
+def policy_from(args: argparse.Namespace) -> Policy:
+    """The decision policy from the command line and ``params`` (``pairs`` is the old name of
+    ``min_pairs``); a bad value is a GateProgramError naming the setting."""
+    defaults = Policy()
+    try:
+        return Policy(
+            threshold=float(setting(args, "threshold", defaults.threshold)),
+            rule_out=float(setting(args, "rule_out", defaults.rule_out)),
+            alpha=float(setting(args, "alpha", defaults.alpha)),
+            min_pairs=int(setting(args, "min_pairs", params().get("pairs", defaults.min_pairs))),
+            max_pairs=int(setting(args, "max_pairs", defaults.max_pairs)),
+        )
+    except (PolicyError, TypeError, ValueError) as exc:
+        raise GateProgramError(f"perf params: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the perf gate."""
-    parser = argparse.ArgumentParser(description="candidate vs baseline benchmarks, interleaved")
+    parser = argparse.ArgumentParser(description="candidate vs baseline benchmarks, sequential interleaved pairs")
     parser.add_argument("--base", default=None)
-    parser.add_argument("--pairs", type=int, default=None)
-    parser.add_argument("--confirm-pairs", dest="confirm_pairs", type=int, default=None)
+    parser.add_argument("--min-pairs", dest="min_pairs", type=int, default=None)
+    parser.add_argument("--max-pairs", dest="max_pairs", type=int, default=None)
     parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--rule-out", dest="rule_out", type=float, default=None)
+    parser.add_argument("--alpha", type=float, default=None)
+    parser.add_argument("--max-minutes", dest="max_minutes", type=float, default=None)
+    parser.add_argument("--inconclusive", choices=("pass", "fail"), default=None)
     parser.add_argument("--max-cv", dest="max_cv", type=float, default=None)
     parser.add_argument("--benches-json", default=None, help="the benches as JSON (else params.benches)")
     args = parser.parse_args(argv)
     benches = load_benches(json.loads(args.benches_json) if args.benches_json else setting(args, "benches", None))
-    pairs = int(setting(args, "pairs", 3))
-    confirm_pairs = int(setting(args, "confirm_pairs", 3))
-    threshold = float(setting(args, "threshold", 0.10))
+    policy = policy_from(args)
+    max_minutes = float(setting(args, "max_minutes", 20.0))
+    on_inconclusive = str(setting(args, "inconclusive", "pass"))
+    if on_inconclusive not in ("pass", "fail"):
+        raise GateProgramError(f"params.inconclusive must be pass or fail, not {on_inconclusive!r}")
     max_cv = float(setting(args, "max_cv", 0.05))
     enforce_variance = bool(setting(argparse.Namespace(), "enforce_variance", False))
     run_timeout = float(setting(argparse.Namespace(), "run_timeout", 600))
-    if pairs < 1:
-        raise GateProgramError("pairs must be at least 1")
+    roots = import_roots(setting(argparse.Namespace(), "python_path", None))
     base_ref = resolve_base(args.base or os.environ.get("GATE_BASE") or setting(argparse.Namespace(), "base", None))
-    say(f"perf: baseline {base_ref}, {pairs} interleaved pairs, threshold {threshold:.0%}, max cv {max_cv:.0%}")
-    report: dict[str, Any] = {"base": base_ref, "pairs": pairs, "threshold": threshold, "max_cv": max_cv, "benches": {}}
+    say(f"perf: baseline {base_ref}; regression: median cost ratio proven above {1 + policy.threshold:.2f}; "
+        f"pass: {1 + policy.rule_out:.2f} ruled out; error budget {policy.alpha:.1%} each; looks at "
+        f"{', '.join(map(str, policy.looks()))} pairs (at most {max_minutes:g} min); inconclusive -> {on_inconclusive}")
+    report: dict[str, Any] = {
+        "base": base_ref, "threshold": policy.threshold, "rule_out": policy.rule_out, "alpha": policy.alpha,
+        "looks": list(policy.looks()),
+        "max_pairs": policy.max_pairs, "max_minutes": max_minutes, "inconclusive_is": on_inconclusive,
+        "max_cv": max_cv, "benches": {}, "sequences": {},
+    }
     reasons: list[str] = []
     notes: list[str] = []
+    verdicts: list[str] = []
+    if "confirm_pairs" in params():
+        notes.append("confirm_pairs is no longer used: the sequential looks replace the confirmation")
     tmp = Path(tempfile.mkdtemp(prefix="gate-perf-"))
     try:
         with Baseline(base_ref, tmp) as baseline:
@@ -279,82 +369,97 @@ def main(argv: list[str] | None = None) -> int:
             exts = {"base": tmp / "ext-base", "cand": tmp / "ext-cand"}
             for bench in benches:
                 say(f"bench {bench.name}: {' '.join(bench.argv)}")
-                samples: dict[str, Samples] = {}
-                problem = measure_pairs(bench, trees, exts, pairs, run_timeout, samples, 0)
-                if problem is not None:
-                    if problem.startswith("base:"):
-                        notes.append(f"{bench.name}: no baseline ({problem}); not judged")
-                        data, cand_problem = run_bench(bench, trees["cand"], exts["cand"], run_timeout)
-                        if data is None and bench.required:
-                            reasons.append(f"{bench.name}: the candidate cannot run it ({cand_problem})")
-                    elif bench.required:
-                        reasons.append(f"{bench.name}: {problem}")
-                    else:
-                        notes.append(f"{bench.name}: {problem} (optional bench)")
-                    report["benches"][bench.name] = {"problem": problem}
+                meter = PairMeter(bench, trees, exts, run_timeout, roots)
+                result = sequential_verdict(meter, policy, families=len(benches),
+                                            out_of_time=_clock(max_minutes * 60 / len(benches)))
+                if meter.problem is not None and not result.verdicts:
+                    _no_result(bench, meter.problem, trees["cand"], exts["cand"], run_timeout, roots, reasons, notes)
+                    report["benches"][bench.name] = {"problem": meter.problem}
                     continue
-                verdicts = judge(samples, 0, threshold)
-                confirmed: dict[str, float] = {}
-                if any(r > 1 + threshold for r in verdicts.values()):
-                    say(f"  regression suspected ({_worst(verdicts)}); confirming with {confirm_pairs} more pairs")
-                    problem = measure_pairs(bench, trees, exts, confirm_pairs, run_timeout, samples, pairs)
-                    if problem is not None:
-                        reasons.append(f"{bench.name}: confirmation run failed: {problem}")
-                    else:
-                        confirmed = judge(samples, pairs, threshold)
-                        for key, first in verdicts.items():
-                            if first > 1 + threshold and confirmed.get(key, 0.0) > 1 + threshold:
-                                reasons.append(
-                                    f"{bench.name} {key}: {first - 1:+.1%} then {confirmed[key] - 1:+.1%} on "
-                                    f"confirmation (threshold {threshold:.0%})"
-                                )
-                bench_report: dict[str, Any] = {}
-                for key, sample in samples.items():
-                    cv_base, cv_cand = _cv(sample.base), _cv(sample.cand)
-                    noisy = any(cv is not None and cv > max_cv for cv in (cv_base, cv_cand))
-                    if noisy:
-                        notes.append(f"{bench.name} {key}: run-to-run variation above {max_cv:.0%} "
-                                     f"(cv base {cv_base or 0:.1%}, candidate {cv_cand or 0:.1%})")
-                        if enforce_variance:
-                            reasons.append(f"{bench.name} {key}: too noisy to judge")
-                    bench_report[key] = {
-                        "better": sample.better,
-                        "base_median": statistics.median(sample.base) if sample.base else None,
-                        "cand_median": statistics.median(sample.cand) if sample.cand else None,
-                        "pair_ratios": [round(r, 4) for r in sample.ratios()],
-                        "median_ratio": round(verdicts.get(key, float("nan")), 4),
-                        "confirm_ratio": round(confirmed[key], 4) if key in confirmed else None,
-                        "cv_base": None if cv_base is None else round(cv_base, 4),
-                        "cv_cand": None if cv_cand is None else round(cv_cand, 4),
-                    }
-                    say(f"  {key}: median cost ratio {verdicts.get(key, float('nan')):.3f} "
-                        f"(cv base {cv_base or 0:.1%}, cand {cv_cand or 0:.1%})")
-                report["benches"][bench.name] = bench_report
+                if meter.problem is not None:
+                    message = f"{bench.name}: pair {result.pairs + 1} could not run ({meter.problem})"
+                    (reasons if bench.required else notes).append(message)
+                say(f"  {result.stopped}; {result.looks} looks, each bound at error level {result.tail_alpha:.2g}")
+                report["benches"][bench.name] = _bench_report(meter, result, max_cv, notes, reasons, enforce_variance,
+                                                              bench.name)
+                report["sequences"][bench.name] = {
+                    "pairs": result.pairs, "looks": result.looks, "stopped": result.stopped,
+                    "tail_alpha": result.tail_alpha, "decision": result.decision}
+                for verdict in result.verdicts.values():
+                    line = f"{bench.name} {verdict.describe(policy)}"
+                    say(f"  {line}")
+                    verdicts.append(line)
+                    if verdict.decision == "regression":
+                        reasons.append(line)
+                    elif verdict.decision == "inconclusive":
+                        needed = f" (about {verdict.pairs_needed} would do)" if verdict.pairs_needed else ""
+                        advice = (f"{bench.name} {verdict.key}: inconclusive after {verdict.pairs} pairs{needed}: "
+                                  f"raise max_pairs or max_minutes, run on a quieter machine, or widen "
+                                  f"threshold/rule_out")
+                        (reasons if on_inconclusive == "fail" else notes).append(advice)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     all_cv = [v for b in report["benches"].values() for m in b.values() if isinstance(m, dict)
               for v in (m.get("cv_base"), m.get("cv_cand")) if v is not None]
     report["max_observed_cv"] = max(all_cv) if all_cv else None
     report["variance_ok"] = bool(all_cv) and max(all_cv) <= max_cv
+    report["verdicts"] = verdicts
     report["notes"] = notes
     for note in notes:
         say(f"note: {note}")
     return finish(report, reasons)
 
 
-def judge(samples: dict[str, Samples], start: int, threshold: float) -> dict[str, float]:
-    """Median cost ratio per metric over the pairs from ``start``."""
-    out = {}
-    for key, sample in samples.items():
-        ratios = sample.ratios(start)
-        if ratios:
-            out[key] = statistics.median(ratios)
+def _clock(seconds: float) -> Callable[[], bool]:
+    """A test that says whether ``seconds`` have passed since this call."""
+    deadline = time.monotonic() + seconds
+    return lambda: time.monotonic() > deadline
+
+
+def _no_result(bench: BenchSpec, problem: str, cand_tree: Path, cand_ext: Path, timeout: float, roots: list[str],
+               reasons: list[str], notes: list[str]) -> None:
+    """A bench that gave no pair: not judged without a baseline; a failure when the candidate cannot run it."""
+    if problem.startswith("base:"):
+        notes.append(f"{bench.name}: no baseline ({problem}); not judged")
+        data, cand_problem = run_bench(bench, cand_tree, cand_ext, timeout, roots)
+        if data is None and bench.required:
+            reasons.append(f"{bench.name}: the candidate cannot run it ({cand_problem})")
+    elif bench.required:
+        reasons.append(f"{bench.name}: {problem}")
+    else:
+        notes.append(f"{bench.name}: {problem} (optional bench)")
+
+
+def _bench_report(meter: PairMeter, result: SequentialVerdict, max_cv: float, notes: list[str], reasons: list[str],
+                  enforce_variance: bool, name: str) -> dict[str, Any]:
+    """Per metric: medians, ratios, the interval and decision, each side's run-to-run variation."""
+    out: dict[str, Any] = {}
+    for key, sample in meter.samples.items():
+        cv_base, cv_cand = _cv(sample.base), _cv(sample.cand)
+        if any(cv is not None and cv > max_cv for cv in (cv_base, cv_cand)):
+            notes.append(f"{name} {key}: run-to-run variation above {max_cv:.0%} "
+                         f"(cv base {cv_base or 0:.1%}, candidate {cv_cand or 0:.1%})")
+            if enforce_variance:
+                reasons.append(f"{name} {key}: too noisy to judge")
+        verdict = result.verdicts.get(key)
+        ratios = sample.ratios()
+        out[key] = {
+            "better": sample.better,
+            "base_median": statistics.median(sample.base) if sample.base else None,
+            "cand_median": statistics.median(sample.cand) if sample.cand else None,
+            "pair_ratios": [round(r, 4) for r in ratios],
+            "median_ratio": round(statistics.median(ratios), 4) if ratios else None,
+            "decision": verdict.decision if verdict else None,
+            "interval": (None if verdict is None or verdict.low is None or verdict.high is None
+                         else [round(verdict.low, 4), round(verdict.high, 4)]),
+            "confidence": round(verdict.confidence, 5) if verdict else None,
+            "pairs": len(ratios),
+            "pair_spread": round(verdict.spread, 4) if verdict else None,
+            "pairs_needed": verdict.pairs_needed if verdict else None,
+            "cv_base": None if cv_base is None else round(cv_base, 4),
+            "cv_cand": None if cv_cand is None else round(cv_cand, 4),
+        }
     return out
-
-
-def _worst(verdicts: dict[str, float]) -> str:
-    key = max(verdicts, key=lambda k: verdicts[k])
-    return f"{key} {verdicts[key] - 1:+.1%}"
 
 
 if __name__ == "__main__":
