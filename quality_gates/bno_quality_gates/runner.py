@@ -65,7 +65,7 @@ from typing import Any
 
 import networkx as nx
 
-from bno_foundation import processes
+from bno_foundation import processes, trusted_launch
 from bno_foundation.atomic import atomic_write
 from bno_quality_gates import affected as aff
 from bno_quality_gates import cache as cache_mod
@@ -338,7 +338,7 @@ class Runner:
                 files = self._files_for(spec, hasher, changed)
                 self._gate_files[name] = files
                 extra["files"] = "\n".join(files)
-            argvs = [self._argv(argv, workdir, workdir, keep_files=True) for argv in spec.argvs]
+            argvs = [self._argv(argv, workdir, workdir, keep_files=True, launcher=False) for argv in spec.argvs]
             keys[name] = cache_mod.gate_key(
                 spec_text=spec.fingerprint(),
                 inputs_digest=digest,
@@ -633,6 +633,10 @@ class Runner:
         return env
 
     @functools.cached_property
+    def _trusted_roots(self) -> list[str]:
+        return trusted_launch.trusted_roots()
+
+    @functools.cached_property
     def _main_checkout(self) -> Path:
         """The main working tree of the repository (one git call per run, not per gate command)."""
         return main_checkout(self.repo)
@@ -658,15 +662,23 @@ class Runner:
                 token = token.replace(placeholder, value)
         return token
 
-    def _argv(self, argv: list[str], workdir: Path, out_dir: Path, *, gate: str = "", keep_files: bool = False
-              ) -> list[str]:
+    def _argv(self, argv: list[str], workdir: Path, out_dir: Path, *, gate: str = "", keep_files: bool = False,
+              launcher: bool = True) -> list[str]:
         """A command with its placeholders filled in; a token ``{files}`` becomes one argument per file of the
-        gate (``keep_files``: left as it is, for the cache key, which holds the list itself)."""
+        gate (``keep_files``: left as it is, for the cache key, which holds the list itself). A leading
+        ``python`` becomes the trusted launcher (``launcher=False``: this interpreter, for the cache key,
+        which hashes the module or script the command names)."""
         files = self._gate_files.get(gate, [])
         result: list[str] = []
         for index, token in enumerate(argv):
-            if index == 0 and token in ("python", "python3"):
+            if index == 0 and token in ("python", "python3") and not launcher:
                 token = sys.executable
+            elif index == 0 and token in ("python", "python3"):
+                # tools and gate programs come from the runner's installation, never from the tree under
+                # test (bno_foundation.trusted_launch); a gate program of ours is the runner's own copy
+                own = len(argv) > 2 and argv[1] == "-m" and argv[2].startswith("bno_quality_gates.")
+                result.extend(trusted_launch.command([], roots=self._trusted_roots if own else ()))
+                continue
             if not keep_files and token == FILES_PLACEHOLDER:
                 result.extend(files)
                 continue
