@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from bno_foundation import trusted_launch
 from bno_foundation.gate_program import (
     GateProgramError,
     components_file,
@@ -207,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         "[run]\nrelative_files = True\nsource = .\nomit =\n" + "".join(f"    {o}\n" for o in omit)
         + f"data_file = {out / '.coverage'}\n"
     )
-    argv_pytest = [
-        sys.executable, "-m", "pytest", *paths, f"--junitxml={junit_path}", "-o", "junit_family=xunit1",
+    argv_pytest = [  # pytest from the trusted installation; the tree under test stays importable
+        *trusted_launch.command(["-m", "pytest"]), *paths, f"--junitxml={junit_path}", "-o", "junit_family=xunit1",
         f"--cov-config={rc_file}", "--cov=.", f"--cov-report=xml:{cov_xml}",
         "--cov-report=", "-p", "no:cacheprovider", "-q", *pytest_args,
     ]
