@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bno_orchestrator.commands.gates", "bno_orchestrator.commands.hooks",
     "bno_orchestrator.commands.report", "bno_orchestrator.commands.board",
     "bno_orchestrator.commands.dispatch", "bno_orchestrator.commands.advance", "bno_orchestrator.commands.demo",
+    "bno_orchestrator.commands.store", "bno_orchestrator.commands.worker",
 )
 
 

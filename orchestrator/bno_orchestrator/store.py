@@ -1,13 +1,15 @@
-"""The orchestrator's store: SQLite (WAL) at ``REPO/.orchestrator/state.db``.
+"""The orchestrator's store: an event log and a task projection, on SQLite or PostgreSQL.
 
-* ``events`` is an append-only log (triggers refuse UPDATE and DELETE): every change to a task is an
+* ``events`` is an append-only log (the database refuses UPDATE and DELETE): every change to a task is an
   event (id, ts in UTC, actor, kind, task id, JSON payload, reason).
 * ``tasks`` is a projection: the current state of each task, updated by :func:`apply_event` in the same
   transaction that appends the event, so the two never disagree. :func:`replay` rebuilds it from the log.
-* ``schema_version`` holds one row per component sharing the file (``orchestrator`` here; the quality
-  gates keep their own row and tables). Migrations are an ordered list; a newer file is refused.
-* Writers take ``BEGIN IMMEDIATE`` (one writer at a time, readers never blocked) with a busy timeout, so
-  the CLI, the board and git hooks can write at the same time without losing anything.
+* ``schema_version`` holds one row per component sharing the database; migrations
+  (:mod:`bno_orchestrator.store_schema`) are versioned per engine and a newer database is refused.
+* The engine is chosen by a URL (:mod:`bno_orchestrator.store_url`): the embedded SQLite file
+  ``REPO/.orchestrator/state.db`` by default (:mod:`.store_sqlite`), or a PostgreSQL database a team shares
+  (:mod:`.store_postgres`, loaded only then). Writers are serialised by the engine, so the CLI, the board,
+  git hooks and workers on many machines can write at the same time without losing anything.
 
 Time comes from an injectable ``clock`` so tests of time-based rules never sleep.
 """
@@ -17,63 +19,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bno_foundation import sqlite
-from bno_foundation.sqlite import Migration
 from bno_orchestrator.errors import NotFoundError
 from bno_orchestrator.events import PROJECTED_KINDS, EventKind
 from bno_orchestrator.models import Event, Task, TaskStatus, as_utc, utcnow
 from bno_orchestrator.paths import store_path
+from bno_orchestrator.store_engine import Engine, Rows
+from bno_orchestrator.store_schema import COMPONENT, SCHEMA_VERSION, SQLITE_MIGRATIONS
+from bno_orchestrator.store_sqlite import BUSY_TIMEOUT_MS, SqliteEngine
 
 Clock = Callable[[], dt.datetime]
-COMPONENT = "orchestrator"
-BUSY_TIMEOUT_MS = 60_000
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "append-only event log",
-        (
-            """CREATE TABLE IF NOT EXISTS events (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                ts TEXT NOT NULL,
-                actor TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                task_id TEXT,
-                payload TEXT NOT NULL DEFAULT '{}',
-                reason TEXT NOT NULL DEFAULT ''
-            )""",
-            "CREATE INDEX IF NOT EXISTS events_task ON events(task_id, id)",
-            "CREATE INDEX IF NOT EXISTS events_kind ON events(kind, id)",
-            """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-               BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
-            """CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-               BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""",
-        ),
-    ),
-    Migration(
-        2,
-        "task projection (current state of each task)",
-        (
-            """CREATE TABLE IF NOT EXISTS tasks (
-                id TEXT PRIMARY KEY,
-                status TEXT NOT NULL,
-                type TEXT NOT NULL,
-                data TEXT NOT NULL,
-                last_event_id INTEGER NOT NULL
-            )""",
-            "CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status)",
-        ),
-        rebuild=True,
-    ),
-)
-SCHEMA_VERSION = MIGRATIONS[-1].version
+MIGRATIONS = SQLITE_MIGRATIONS  # the embedded engine's schema steps (PostgreSQL's twins: store_schema)
+__all__ = ["BUSY_TIMEOUT_MS", "COMPONENT", "MIGRATIONS", "SCHEMA_VERSION", "Clock", "Store", "Transaction",
+           "apply_event", "replay"]
 
 
 # ------------------------------------------------------------------------------------------- projection
@@ -156,7 +118,7 @@ def _ts_text(value: dt.datetime) -> str:
     return as_utc(value).isoformat(timespec="microseconds")
 
 
-def _row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
+def _row_to_event(row: Any) -> Event:
     return Event(
         id=row[0], ts=dt.datetime.fromisoformat(row[1]), actor=row[2], kind=row[3], task_id=row[4],
         payload=json.loads(row[5]), reason=row[6],
@@ -165,15 +127,19 @@ def _row_to_event(row: sqlite3.Row | tuple[Any, ...]) -> Event:
 
 _EVENT_COLUMNS = "id, ts, actor, kind, task_id, payload, reason"
 _AUTO_ID_RE = re.compile(r"^T-(\d+)$")
+WriteGuard = Callable[["Transaction"], None]
 
 
 class Transaction:
-    """Reads and appends inside one ``BEGIN IMMEDIATE`` transaction (see :meth:`Store.write`)."""
+    """Reads and appends inside one serialised write transaction (see :meth:`Store.write`)."""
 
-    def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
+    def __init__(self, store: Store, conn: Engine) -> None:
         self._store = store
         self._conn = conn
         self.appended: list[Event] = []
+        # tasks read or written in this transaction: writers are serialised and every change to the
+        # projection inside it goes through append, so what was read stays true until the commit
+        self._seen: dict[str, Task | None] = {}
 
     def now(self) -> dt.datetime:
         """The store's clock."""
@@ -181,11 +147,16 @@ class Transaction:
 
     def task(self, task_id: str) -> Task:
         """The current state of ``task_id`` (NotFoundError when there is none)."""
-        return self._store._task(self._conn, task_id)
+        task = self.find(task_id)
+        if task is None:
+            raise NotFoundError(f"no task {task_id!r} (see `orchestrator task list`)")
+        return task
 
     def find(self, task_id: str) -> Task | None:
         """The current state of ``task_id``, or None."""
-        return self._store._find(self._conn, task_id)
+        if task_id not in self._seen:
+            self._seen[task_id] = self._store._find(self._conn, task_id)
+        return self._seen[task_id]
 
     def tasks(self, status: Iterable[str] | None = None) -> list[Task]:
         """Every task (optionally only those in ``status``), ordered by id."""
@@ -195,10 +166,15 @@ class Transaction:
         """The log (optionally filtered; ``since``: only ids above it), oldest first."""
         return self._store._events(self._conn, task_id, kind, since)
 
+    def execute(self, sql: str, params: Iterable[object] = ()) -> Rows:
+        """One statement (``?`` placeholders) on the store's companion tables (``leases``) inside this
+        transaction. The event log and the projection are written only through :meth:`append`."""
+        return self._conn.execute(sql, tuple(params))
+
     def next_task_id(self) -> str:
         """``T-NNNN``, one past the highest automatic id in use."""
         highest = 0
-        for (task_id,) in self._conn.execute("SELECT id FROM tasks WHERE id GLOB 'T-[0-9]*'"):
+        for (task_id,) in self._conn.execute("SELECT id FROM tasks WHERE id LIKE 'T-%'"):
             match = _AUTO_ID_RE.match(task_id)
             if match:
                 highest = max(highest, int(match.group(1)))
@@ -207,26 +183,25 @@ class Transaction:
     def append(self, event: Event) -> Event:
         """Append ``event`` and update the projection; returns the event with its id and ts."""
         stamped = event.model_copy(update={"ts": event.ts or self.now()})
-        cursor = self._conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?)",
+        row = self._conn.execute(
+            "INSERT INTO events (ts, actor, kind, task_id, payload, reason) VALUES (?, ?, ?, ?, ?, ?) "
+            f"RETURNING {_EVENT_COLUMNS}",
             (
                 _ts_text(stamped.ts or self.now()), stamped.actor, stamped.kind, stamped.task_id,
                 json.dumps(stamped.payload, sort_keys=True, default=_json_default), stamped.reason,
             ),
-        )
-        assert cursor.lastrowid is not None, "sqlite returned no row id for an insert"
-        stamped = stamped.model_copy(update={"id": cursor.lastrowid})
-        # what the projection sees must be what a replay reads back from the log
-        stamped = _row_to_event(
-            self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (stamped.id,)).fetchone()
-        )
+        ).fetchone()
+        assert row is not None, "the database returned no row for an inserted event"
+        # what the projection sees must be what a replay reads back from the log: the stored row itself
+        stamped = _row_to_event(row)
         if stamped.task_id is not None and stamped.kind in PROJECTED_KINDS:
-            before = self._store._find(self._conn, stamped.task_id)
+            before = self.find(stamped.task_id)
             if before is None and stamped.kind != EventKind.TASK_CREATED:
                 raise NotFoundError(f"no task {stamped.task_id}")
             after = apply_event(before, stamped)
             if after is not None and after is not before:
                 self._store._put(self._conn, after, stamped.id or 0)
+                self._seen[stamped.task_id] = after
         self.appended.append(stamped)
         return stamped
 
@@ -242,19 +217,51 @@ def _json_default(value: Any) -> Any:
 
 
 class Store:
-    """The event log and the task projection in one SQLite file."""
+    """The event log and the task projection, in a SQLite file or a PostgreSQL database.
 
-    def __init__(self, path: Path, *, clock: Clock | None = None) -> None:
+    ``Store(path)`` opens (creating) the SQLite file ``path``; :meth:`open` opens the store a repository is
+    configured to use and :meth:`connect` the one a URL names. ``path`` is always the repository-local
+    SQLite file: with PostgreSQL it still holds this machine's gate-run records.
+    """
+
+    def __init__(self, path: Path, *, clock: Clock | None = None, engine: Engine | None = None) -> None:
         self.path = Path(path)
         self.clock: Clock = clock or utcnow
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite.connect(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
-        self._migrate()
+        self.guard: WriteGuard | None = None  # run at the start of every write; raising refuses the write
+        if engine is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            engine = SqliteEngine(self.path)
+        self._conn: Engine = engine
+        try:
+            self._migrate()
+        except BaseException:
+            engine.close()
+            raise
 
     @classmethod
     def open(cls, repo: Path, *, clock: Clock | None = None) -> Store:
-        """The store of the repository ``repo`` (created on first use)."""
-        return cls(store_path(Path(repo)), clock=clock)
+        """The store of the repository ``repo``: the URL of ``$ORCHESTRATOR_STORE_URL`` or the repository's
+        ``workflows/store.yaml``, else its SQLite file (created on first use)."""
+        from bno_orchestrator.store_url import resolve
+
+        target = resolve(Path(repo))
+        if target.path is not None:
+            return cls(target.path, clock=clock)
+        return cls.connect(target.url, clock=clock, repo=Path(repo))
+
+    @classmethod
+    def connect(cls, url: str, *, clock: Clock | None = None, repo: Path | None = None) -> Store:
+        """The store the URL names (``sqlite:///PATH`` or ``postgresql://...``); ``repo`` places the local
+        gate records (default: the working directory's)."""
+        from bno_orchestrator.store_url import parse
+
+        local = store_path(Path(repo) if repo is not None else Path.cwd())
+        target = parse(url, repo)
+        if target.path is not None:
+            return cls(target.path, clock=clock)
+        from bno_orchestrator.store_postgres import PostgresEngine
+
+        return cls(local, clock=clock, engine=PostgresEngine(target.url))
 
     def close(self) -> None:
         """Close the connection."""
@@ -270,22 +277,37 @@ class Store:
         """The current time by this store's clock (UTC)."""
         return as_utc(self.clock())
 
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._conn.kind
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as messages show it: the file, or the URL without its password."""
+        return self._conn.location
+
     # -------------------------------------------------------------------------------------- schema
 
     def _migrate(self) -> None:
-        sqlite.migrate(self._conn, COMPONENT, MIGRATIONS, path=self.path, rebuild=self._rebuild)
+        self._conn.migrate(lambda: self._rebuild(self._conn))
 
     def schema_version(self) -> int:
-        """The orchestrator's schema version in this file."""
-        return sqlite.schema_version(self._conn, COMPONENT)
+        """The orchestrator's schema version in this database."""
+        return self._conn.schema_version()
 
     # -------------------------------------------------------------------------------- transactions
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
-        """A write transaction: everything appended inside it commits together or not at all."""
-        with sqlite.immediate(self._conn):
-            yield Transaction(self, self._conn)
+        """A write transaction: everything appended inside it commits together or not at all. Writers are
+        serialised, so what is read inside it stays true until it commits. The :attr:`guard` (a worker's
+        lease check) runs first."""
+        with self._conn.write():
+            tx = Transaction(self, self._conn)
+            if self.guard is not None:
+                self.guard(tx)
+            yield tx
 
     def append(self, event: Event) -> Event:
         """Append one event (and update the projection) in its own transaction."""
@@ -315,26 +337,34 @@ class Store:
         """How many events the log holds."""
         return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
+    def last_event_id(self) -> int:
+        """The highest event id (0 for an empty log)."""
+        return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+
+    def wait_for_change(self, after_event_id: int, timeout: float) -> int:
+        """Block until an event above ``after_event_id`` is in the log, or ``timeout`` seconds pass; returns
+        the highest event id at that moment (so ``> after_event_id`` means: something changed, reload).
+
+        PostgreSQL: LISTEN/NOTIFY, woken by the commit itself. SQLite: a cheap poll of the highest id.
+        """
+        return self._conn.wait_for_change(after_event_id, timeout)
+
     def snapshot(self) -> tuple[list[Task], list[Event]]:
         """Tasks and events read in one read transaction (a consistent view)."""
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
-            return self._tasks(conn, None), self._events(conn, None, None)
-        finally:
-            conn.execute("COMMIT")
+        with self._conn.read():
+            return self._tasks(self._conn, None), self._events(self._conn, None, None)
 
-    def _find(self, conn: sqlite3.Connection, task_id: str) -> Task | None:
+    def _find(self, conn: Engine, task_id: str) -> Task | None:
         row = conn.execute("SELECT data FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return None if row is None else Task.model_validate_json(row[0])
 
-    def _task(self, conn: sqlite3.Connection, task_id: str) -> Task:
+    def _task(self, conn: Engine, task_id: str) -> Task:
         task = self._find(conn, task_id)
         if task is None:
             raise NotFoundError(f"no task {task_id!r} (see `orchestrator task list`)")
         return task
 
-    def _tasks(self, conn: sqlite3.Connection, status: Iterable[str] | None) -> list[Task]:
+    def _tasks(self, conn: Engine, status: Iterable[str] | None) -> list[Task]:
         if status is None:
             rows = conn.execute("SELECT data FROM tasks ORDER BY id").fetchall()
         else:
@@ -343,7 +373,7 @@ class Store:
             rows = conn.execute(f"SELECT data FROM tasks WHERE status IN ({marks}) ORDER BY id", wanted).fetchall()
         return [Task.model_validate_json(row[0]) for row in rows]
 
-    def _events(self, conn: sqlite3.Connection, task_id: str | None, kind: str | None,
+    def _events(self, conn: Engine, task_id: str | None, kind: str | None,
                 since: int | None = None) -> list[Event]:
         clauses: list[str] = []
         params: list[object] = []
@@ -360,7 +390,7 @@ class Store:
         rows = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events{where} ORDER BY id", params).fetchall()
         return [_row_to_event(row) for row in rows]
 
-    def _put(self, conn: sqlite3.Connection, task: Task, event_id: int) -> None:
+    def _put(self, conn: Engine, task: Task, event_id: int) -> None:
         conn.execute(
             "INSERT INTO tasks (id, status, type, data, last_event_id) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET status = excluded.status, type = excluded.type, "
@@ -372,10 +402,10 @@ class Store:
 
     def rebuild(self) -> int:
         """Rebuild the task projection from the event log; returns the number of tasks."""
-        with sqlite.immediate(self._conn):
+        with self._conn.write():
             return self._rebuild(self._conn)
 
-    def _rebuild(self, conn: sqlite3.Connection) -> int:
+    def _rebuild(self, conn: Engine) -> int:
         events = self._events(conn, None, None)
         last: dict[str, int] = {}
         for event in events:
@@ -390,3 +420,37 @@ class Store:
     def projection(self) -> dict[str, Task]:
         """The stored projection, by task id (compare with ``replay(store.events())``)."""
         return {task.id: task for task in self.tasks()}
+
+    # ------------------------------------------------------------------------------------ copying
+
+    def copy_log_from(self, source: Store) -> tuple[int, int]:
+        """Copy every event of ``source`` into this empty store (ids, timestamps and payload bytes unchanged),
+        rebuild the projection from the copy, and verify, before committing, that the copied log reads back
+        equal to the source's and that its replay equals the source's projection. Returns (events, tasks).
+
+        A non-empty target is refused; any mismatch raises StoreError and rolls the whole copy back.
+        """
+        from bno_orchestrator.errors import StoreError, UserError
+
+        with source._conn.read():
+            rows = [tuple(row) for row in source._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id")]
+            expected = source._tasks(source._conn, None)
+        with self._conn.write():
+            if int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]):
+                raise UserError(f"{self.location} already holds events: the copy goes into an empty store only")
+            for row in rows:
+                self._conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self._conn.reset_event_ids()
+            tasks = self._rebuild(self._conn)
+            copied = [tuple(row) for row in self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id")]
+            if copied != rows:
+                where = next((str(a[0]) for a, b in zip(copied, rows, strict=False) if a != b), "the end")
+                raise StoreError(f"{self.location}: the copied log differs from {source.location} at event "
+                                 f"{where}; nothing was copied")
+            replayed = replay(_row_to_event(row) for row in copied)
+            stored = {task.id: task for task in self._tasks(self._conn, None)}
+            differing = sorted(task.id for task in expected if replayed.get(task.id) != task or stored.get(task.id) != task)
+            if differing or len(replayed) != len(expected) or len(stored) != len(expected):
+                raise StoreError(f"{self.location}: the replay of the copied log differs from the projection of "
+                                 f"{source.location} (tasks {', '.join(differing[:5]) or 'added'}); nothing was copied")
+        return len(rows), tasks

@@ -16,7 +16,7 @@ from __future__ import annotations
 import getpass
 import itertools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,10 +267,10 @@ def edit_task(
         return tx.task(task_id)
 
 
-def pipeline_guard(workflow: Workflow, task: Task, to: str, history: Iterable[Event]) -> None:
+def pipeline_guard(workflow: Workflow, task: Task, to: str, history: Callable[[], Iterable[Event]]) -> None:
     """Refuse a move that would skip the pipeline's gates (TransitionError saying what is missing).
 
-    ``history`` is the task's events, oldest first. Moves into or within development are not guarded (the
+    ``history`` gives the task's events, oldest first (read only for a move the guard applies to). Moves into or within development are not guarded (the
     gates of the first stage after it decide there); the rest is (see the module docstring).
     """
     pipeline = workflow.spec.pipeline
@@ -278,7 +278,8 @@ def pipeline_guard(workflow: Workflow, task: Task, to: str, history: Iterable[Ev
         return
     current = task.status.value
     entered, left_pipeline_at = 0, None
-    for event in history:
+    events = list(history())
+    for event in events:
         if event.kind != TaskMoved.KIND.value:
             continue
         if event.payload.get("to") == current:
@@ -298,7 +299,7 @@ def pipeline_guard(workflow: Workflow, task: Task, to: str, history: Iterable[Ev
     if pipeline.index(to) <= pipeline.index(current) or not stage.gates:
         return
     passed = any(event.kind == GatesVerified.KIND.value and (event.id or 0) > entered and event.payload.get("passed")
-                 and event.payload.get("stage", "in_development") == current for event in history)
+                 and event.payload.get("stage", "in_development") == current for event in events)
     if not passed:
         raise TransitionError(f"{task.id}: {current} -> {to} needs the {current} gates to pass first "
                               f"(`orchestrator advance {task.id}` runs them)")
@@ -311,7 +312,7 @@ def move_in(tx: Transaction, workflow: Workflow, task_id: str, to: str, *, actor
     if task.status.value == to:
         raise TransitionError(f"{task_id} is already {to}")
     workflow.check(task, to, actor)
-    pipeline_guard(workflow, task, to, tx.events(task_id=task_id))
+    pipeline_guard(workflow, task, to, lambda: tx.events(task_id=task_id))
     if to not in (TaskStatus.BACKLOG.value, TaskStatus.BLOCKED.value, TaskStatus.ESCALATED.value):
         deps = {dep: found for dep in task.depends_on if (found := tx.find(dep)) is not None}
         waiting = unfinished_dependencies(task, deps)

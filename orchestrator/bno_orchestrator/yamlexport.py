@@ -13,6 +13,7 @@ in the workflow's initial state; a different ``status`` is then one workflow mov
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def import_tasks(store: Store, workflow: Workflow, path: Path, *, actor: str, dr
             if old.status != target.status:
                 try:
                     workflow.check(old, target.status.value, actor)
-                    pipeline_guard(workflow, old, target.status.value, tx.events(task_id=task.id))
+                    pipeline_guard(workflow, old, target.status.value, functools.partial(tx.events, task_id=task.id))
                 except TransitionError as exc:
                     raise located.error(str(exc), status_path) from None
                 blocked_reason = target.blocked_reason if target.status == TaskStatus.BLOCKED else None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.orchestrator.pg_server import new_store_url, pg_server  # noqa: F401  (the store suite's fixtures)
 from tests.orchestrator.test_report_weekly import Scenario, build_scenario
 
 

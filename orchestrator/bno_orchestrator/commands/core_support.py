@@ -30,12 +30,17 @@ def actor_of(args: argparse.Namespace) -> str:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    """The target repository's store."""
-    from bno_orchestrator.paths import store_path
+    """The target repository's store: the one ``$ORCHESTRATOR_STORE_URL`` or ``workflows/store.yaml`` names
+    (a team's PostgreSQL database), else the repository's SQLite file. psycopg is loaded only for a
+    ``postgresql://`` URL."""
     from bno_orchestrator.store import Store
+    from bno_orchestrator.store_url import SQLITE, resolve
 
     target = repo_from_args(args)
-    if not store_path(target).exists() and not (target / "workflows").is_dir() and not (target / "agents").is_dir():
+    chosen = resolve(target)
+    set_up = (target / "workflows").is_dir() or (target / "agents").is_dir()
+    if chosen.engine == SQLITE and chosen.source == "default" and not set_up and not (
+            chosen.path is not None and chosen.path.exists()):
         from bno_orchestrator.errors import UserError
 
         raise UserError(f"{target} is not set up for the orchestrator (no .orchestrator/state.db, workflows/ or "

@@ -26,6 +26,30 @@ def store_writable_check(repo: Path) -> Check:
     return Check("store path", OK, f"{target} is writable")
 
 
+def store_check(repo: Path) -> Check:
+    """Which store this clone uses (engine, location without password, where the choice came from) and
+    whether it is reachable: it is opened, migrated if needed, and its events counted."""
+    from bno_foundation.errors import ProjectError
+    from bno_orchestrator.store import Store
+    from bno_orchestrator.store_url import POSTGRES, resolve, scrub
+
+    try:
+        target = resolve(repo)
+    except ProjectError as exc:
+        return Check("store", MISSING, str(exc), "fix the store URL")
+    where = f"{target.engine} {target.display} (from {target.source})"
+    if target.path is not None and not target.path.exists():
+        return Check("store", OK, f"{where}: not created yet (the first command that writes creates it)")
+    try:
+        with Store.connect(target.url, repo=repo) as store:
+            detail = f"{where}: reachable, schema {store.schema_version()}, {store.event_count()} events"
+    except ProjectError as exc:
+        hint = ("check the server, the URL, and the password in ~/.pgpass or PGPASSWORD"
+                if target.engine == POSTGRES else "see the message")
+        return Check("store", MISSING, f"{where}: unreachable: {scrub(str(exc), target.url)}", hint)
+    return Check("store", OK, detail)
+
+
 def agent_cli_checks(repo: Path) -> list[Check]:
     """Each agent CLI: installed or not, and its version against the one the tests ran (optional rows)."""
     import subprocess
@@ -52,15 +76,16 @@ def agent_cli_checks(repo: Path) -> list[Check]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The framework's view of the doctor: the toolchain, git, the store path and the agent CLIs."""
+    """The framework's view of the doctor: the toolchain, git, the store path, the store in use and whether
+    it is reachable, and the agent CLIs."""
     repo = repo_from_args(args)
     checks = [*toolchain_checks(include_slow=not args.quick), git_check(), store_writable_check(repo),
-              *agent_cli_checks(repo)]
+              store_check(repo), *agent_cli_checks(repo)]
     return report("orchestrator", checks, as_json=args.json)
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("doctor", help="check the toolchain, git and the store path")
+    parser = sub.add_parser("doctor", help="check the toolchain, git, the store and the agent CLIs")
     parser.add_argument("--quick", action="store_true", help="skip the slow probes (CUDA, Triton interpreter)")
     add_json_flag(parser)
     parser.set_defaults(handler=run)

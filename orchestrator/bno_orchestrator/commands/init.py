@@ -89,7 +89,7 @@ def init_repo(target: Path, *, force: bool = False, profile: str = "auto") -> di
             report["created"].append(rel)
         atomic_write(dst, text)
     with Store.open(target) as store:
-        report["store"] = str(store.path)
+        report["store"] = store.location
         report["schema_version"] = store.schema_version()
     ignore = target / ".gitignore"
     lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.exists() else []

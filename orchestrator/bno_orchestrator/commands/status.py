@@ -19,7 +19,7 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
     with open_store(args) as store:
         tasks = store.tasks()
         events = store.event_count()
-        path = str(store.path)
+        path = store.location
     states = {state: 0 for state in config.workflow.states}
     for task in tasks:
         states[task.status.value] = states.get(task.status.value, 0) + 1
