@@ -138,3 +138,36 @@ def test_export_and_import_commands(cli: Cli) -> None:
     assert cli.json("task", "show", "T-0001")["task"]["title"] == "one, edited"
     code, out, _ = cli.run("export", "-o", "-", "--events")
     assert code == 0 and "events:" in out and "task.edited" in out
+
+
+def test_task_list_table_is_one_line_per_task_and_fits_the_width(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    cli.json("init")
+    long_title = "Make the ternary GEMV kernel fast on every GPU we ship " * 3
+    cli.json("task", "add", long_title, "--impact", "5")
+    cli.json("task", "add", "[b]x[/b]", "--label", "x")
+    code, out, _ = cli.run("task", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "tasks (scorer: priority): 2"
+    assert lines[1].split() == ["id", "title", "type", "status", "score", "cx", "assignees", "blocked", "by"]
+    rows = lines[3:]
+    assert [row.split()[0] for row in rows] == [t["id"] for t in cli.json("task", "list")["tasks"]]
+    assert all(len(line) <= 80 for line in lines) and len(rows) == 2  # no wrapped rows
+    assert "Make the ter" in rows[0] and "…" in rows[0]  # the title cut to what the width leaves
+    assert "[b]x[/b]" in rows[1]  # text, never markup
+
+
+def test_text_table_aligns_and_cuts_wide_cells() -> None:
+    from bno_orchestrator.commands.tasks import fit_cell, text_table
+
+    table = text_table(("id", "title", "n"), [("A-1", "short", "7"), ("B-22", "日本語のタイトル", "10")],
+                       width=24, flex=1, right=("n",))
+    assert table.splitlines() == [
+        "id    title            n",
+        "────  ──────────────  ──",
+        "A-1   short            7",
+        "B-22  日本語のタイ…   10",  # 14 cells for the title: 13 of it, the ellipsis; right-aligned numbers
+    ]
+    assert fit_cell("日本語のタイトル", 7) == "日本語…" and fit_cell("日本語のタイトル", 8) == "日本語… "
+    assert fit_cell("tab\there", 8) == "tab here"

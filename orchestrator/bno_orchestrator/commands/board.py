@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
 
     parser = sub.add_parser("board", help="the sprint board (Textual): columns per state, move cards, filter")
     parser.add_argument("--filter", default=None, help="start with this filter (agent:NAME label:X ... words)")
-    parser.add_argument("--poll", type=float, default=2.0, help="seconds between store polls (0: never)")
+    parser.add_argument("--poll", type=float, default=0.1,
+                        help="seconds between store polls (0: never; a poll reads only the new events)")
     add_actor_flag(parser)
     add_json_flag(parser)
     parser.set_defaults(handler=run_board)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from bno_foundation.cli import print_json
@@ -123,33 +124,87 @@ def _scores(config: Any, tasks: list[Any], scorer: str | None, now: Any) -> dict
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Handle ``task list``."""
-    from rich.table import Table
+    """Handle ``task list``: a plain-text table, one line per task, titles cut to the terminal's width."""
+    from bno_orchestrator.scoring import rank, score_tasks
 
-    from bno_orchestrator.scoring import rank
-
-    config = load(args)
+    scoring = _scoring_config(args)  # only scoring.yaml: listing needs no agents, routing or escalation
     with open_store(args) as store:
         tasks = store.tasks()
         now = store.now()
-    scores = _scores(config, tasks, args.scorer, now)
+    scores = score_tasks(tasks, scoring, now=now, scorer=args.scorer)
     by_id = {t.id: t for t in tasks}
     order = [i for i in rank(scores) if _keep(by_id[i], args)]
     if args.limit is not None:
         order = order[: args.limit]
     if args.json:
-        print_json({"scorer": args.scorer or config.scoring.scorer,
+        print_json({"scorer": args.scorer or scoring.scorer,
                     "tasks": [_task_json(by_id[i], scores[i]) for i in order]})
         return 0
-    table = Table(title=f"tasks (scorer: {args.scorer or config.scoring.scorer})")
-    for column in ("id", "title", "type", "status", "score", "cx", "assignees", "blocked by"):
-        table.add_column(column, justify="right" if column in ("score", "cx") else "left")
-    for task_id in order:
-        task, score = by_id[task_id], scores[task_id]
-        table.add_row(task.id, task.title, task.type, task.status.value, num(score.value),
-                      str(task.complexity), fmt(task.assignees), fmt(list(score.blocked_by)))
-    console().print(table)
+    rows = [(task.id, task.title, task.type, task.status.value, num(score.value), str(task.complexity),
+             fmt(task.assignees), fmt(list(score.blocked_by)))
+            for task, score in ((by_id[i], scores[i]) for i in order)]
+    out = console()
+    out.print(f"tasks (scorer: {args.scorer or scoring.scorer}): {len(rows)}", markup=False)
+    out.file.write(text_table(LIST_COLUMNS, rows, width=out.width, flex=1, right=("score", "cx")))
+    out.file.flush()
     return 0
+
+
+LIST_COLUMNS: tuple[str, ...] = ("id", "title", "type", "status", "score", "cx", "assignees", "blocked by")
+MAX_CELL = 28  # a column other than the flexible one is cut to this many cells (with an ellipsis)
+MIN_FLEX = 12  # the flexible column (the title) gets at least this many cells
+
+
+def fit_cell(text: str, width: int) -> str:
+    """``text`` on one line in exactly ``width`` cells: control characters as spaces, cut with ``…``."""
+    if text.isascii() and text.isprintable():  # the common case: one cell per character
+        return text.ljust(width) if len(text) <= width else (text[: width - 1] + "…" if width > 0 else "")
+    from rich.cells import cell_len, set_cell_size
+
+    flat = " ".join(text.split())
+    if cell_len(flat) > width:  # a wide character may leave a cell over: pad after the ellipsis
+        return set_cell_size(set_cell_size(flat, max(width - 1, 0)).rstrip() + "…", width) if width > 0 else ""
+    return set_cell_size(flat, width)
+
+
+def text_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, width: int, flex: int,
+               right: tuple[str, ...] = ()) -> str:
+    """A plain-text table, one line per row (no wrapping, so its cost is linear in the cells): each column
+    as wide as its widest cell (at most :data:`MAX_CELL`), column ``flex`` takes what is left of ``width``
+    (at least :data:`MIN_FLEX`); cut cells end with ``…``; the ``right`` columns are right-aligned.
+    Cells are written as text, never read as markup."""
+    from rich.cells import cell_len
+
+    widths = [cell_len(h) for h in headers]
+    for row in rows:
+        for index, cell in enumerate(row):
+            size = cell_len(cell)
+            if size > widths[index]:
+                widths[index] = size
+    widths = [w if i == flex else min(w, MAX_CELL) for i, w in enumerate(widths)]
+    gaps = 2 * (len(headers) - 1)
+    widths[flex] = max(MIN_FLEX, min(widths[flex], width - gaps - sum(widths) + widths[flex]))
+
+    def line(cells: tuple[str, ...]) -> str:
+        parts = []
+        for index, cell in enumerate(cells):
+            fitted = fit_cell(cell, widths[index])
+            if headers[index] in right:
+                fitted = fitted.rstrip().rjust(widths[index])
+            parts.append(fitted)
+        return "  ".join(parts).rstrip() + "\n"
+
+    rule = "  ".join("─" * w for w in widths) + "\n"
+    return line(headers) + rule + "".join(line(row) for row in rows)
+
+
+def _scoring_config(args: argparse.Namespace) -> Any:
+    """The repository's ``scoring.yaml`` (its own, else the shipped one), read without the other files."""
+    from bno_orchestrator.commands.core_support import repo
+    from bno_orchestrator.config import load_scoring, workflow_file
+    from bno_orchestrator.paths import config_root
+
+    return load_scoring(workflow_file(config_root(repo(args)), "scoring.yaml"))
 
 
 def _keep(task: Any, args: argparse.Namespace) -> bool:

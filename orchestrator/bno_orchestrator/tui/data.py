@@ -1,10 +1,13 @@
 """The sprint board's data layer: pure functions over the store's tasks and events (no Textual here).
 
-A :class:`Snapshot` is read from the store in one go; :func:`columns` lays its cards out in one column per
-workflow state (best score first) under a filter; :func:`detail` explains one task (fields, score terms,
-the routing decision, allowed moves, events, gate history, the last dispatch attempt); :func:`move_card`
+A :class:`Snapshot` is read from the store in one go and kept up to date by :func:`refresh_snapshot`
+(only the events appended since, the tasks they name and their dependency neighbours are read or scored
+again); :class:`BoardModel` keeps the cards in one column per workflow state (best score first) under a
+filter and updates only the cards a change touched; :func:`columns` is the one-shot form of it;
+:func:`detail` explains one task (fields, score terms, the routing decision, allowed moves, events, gate
+history, the last dispatch attempt); :func:`move_card`
 moves a task through :mod:`bno_orchestrator.workflow`, so an illegal move is refused with the allowed moves
-in the message.
+in the message; :func:`step_target` finds the workflow move one step forward or back along the main line.
 
 :func:`last_dispatch` pairs a task's ``dispatch.started`` and ``dispatch.finished`` events into one
 :class:`DispatchInfo` (outcome, cost, tokens, turns, session, final message); while an attempt runs,
@@ -19,6 +22,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +187,7 @@ class Detail:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The board's view of the store at one moment."""
+    """The board's view of the store at one moment (``events`` in id order)."""
 
     states: tuple[str, ...]
     tasks: Mapping[str, Task]
@@ -191,14 +195,22 @@ class Snapshot:
     scores: Mapping[str, Score]
     gate_runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def last_event_id(self) -> int:
-        """The id of the newest event read (0 for an empty log)."""
-        return max((e.id or 0 for e in self.events), default=0)
+        """The id of the newest event read (0 for an empty log; ``events`` are in id order)."""
+        return (self.events[-1].id or 0) if self.events else 0
+
+    @cached_property
+    def _events_by_task(self) -> dict[str, list[Event]]:
+        index: dict[str, list[Event]] = {}
+        for event in self.events:
+            if event.task_id is not None:
+                index.setdefault(event.task_id, []).append(event)
+        return index
 
     def task_events(self, task_id: str) -> list[Event]:
-        """The log entries of one task, oldest first."""
-        return [e for e in self.events if e.task_id == task_id]
+        """The log entries of one task, oldest first (from an index built once per snapshot)."""
+        return list(self._events_by_task.get(task_id, ()))
 
 
 def build_snapshot(tasks: Iterable[Task], events: Iterable[Event], workflow: Workflow, scoring: ScoringConfig,
@@ -207,6 +219,64 @@ def build_snapshot(tasks: Iterable[Task], events: Iterable[Event], workflow: Wor
     by_id = {t.id: t for t in tasks}
     return Snapshot(tuple(workflow.states), by_id, tuple(sorted(events, key=lambda e: e.id or 0)),
                     score_tasks(by_id.values(), scoring, now=now), dict(gate_runs or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """A snapshot brought up to date, and the tasks whose card may look different (changed, or rescored:
+    a move can unblock the tasks that wait on it)."""
+
+    snapshot: Snapshot
+    changed: frozenset[str]
+
+
+def _dependents(tasks: Mapping[str, Task]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for task in tasks.values():
+        for dep in task.depends_on:
+            out.setdefault(dep, set()).add(task.id)
+    return out
+
+
+def _neighbours(ids: Iterable[str], tasks: Iterable[Mapping[str, Task]], dependents: Mapping[str, set[str]]) -> set[str]:
+    """``ids`` with the tasks they depend on (in any of ``tasks``) and the tasks that depend on them."""
+    out = set(ids)
+    for task_id in list(out):
+        out |= dependents.get(task_id, set())
+        for mapping in tasks:
+            task = mapping.get(task_id)
+            if task is not None:
+                out.update(task.depends_on)
+    return out
+
+
+def refresh_snapshot(store: Store, snapshot: Snapshot, scoring: ScoringConfig) -> Refresh | None:
+    """``snapshot`` brought up to date with the events appended since it was read, or None when there are
+    none. Only the tasks those events name are read again, and only they and their dependency neighbours
+    are scored again (their ``blocked by`` and ``blocks`` may change); gate runs are re-read only after a
+    ``gates.verified``."""
+    new = store.events(since=snapshot.last_event_id)
+    if not new:
+        return None
+    tasks = dict(snapshot.tasks)
+    named = {e.task_id for e in new if e.task_id is not None}
+    for task_id in named:
+        task = store.find(task_id)
+        if task is None:
+            tasks.pop(task_id, None)
+        else:
+            tasks[task_id] = task
+    dependents = _dependents(tasks)
+    affected = _neighbours(named, (tasks, snapshot.tasks), dependents) & tasks.keys()
+    scope = _neighbours(affected, (tasks,), dependents) & tasks.keys()
+    fresh = score_tasks((tasks[i] for i in scope), scoring, now=store.now())
+    scores = {i: v for i, v in snapshot.scores.items() if i in tasks}
+    scores.update({i: fresh[i] for i in affected})
+    gate_runs = snapshot.gate_runs
+    if any(e.kind == EventKind.GATES_VERIFIED for e in new):
+        gate_runs = gate_run_index(store.path)
+    changed = {i for i in affected if snapshot.scores.get(i) != scores[i]} | named
+    return Refresh(Snapshot(snapshot.states, tasks, (*snapshot.events, *new), scores, gate_runs), frozenset(changed))
 
 
 def gate_run_index(path: Path | None, limit: int = 200) -> dict[str, dict[str, Any]]:
@@ -241,21 +311,27 @@ def _latest_gate(events: Sequence[Event]) -> dict[str, tuple[str, str]]:
     return out
 
 
+def make_card(snapshot: Snapshot, task_id: str, gate: tuple[str, str] = (NO_GATE, "")) -> Card:
+    """The card of one task (``gate``: its latest verdict and run id)."""
+    task = snapshot.tasks[task_id]
+    score = snapshot.scores[task_id]
+    return Card(
+        id=task.id, title=task.title, status=task.status.value, score=score.value,
+        agent=task.assignees[0] if task.assignees else "", support=tuple(task.support), gate=gate[0],
+        gate_run=gate[1], waiting_on=score.blocked_by, labels=tuple(task.labels),
+        components=tuple(task.components), type=task.type, escalation_level=task.escalation_level,
+    )
+
+
+def rank_key(card: Card) -> tuple[bool, float, str]:
+    """Board order: unblocked before blocked, then by score (high first), then by id (as :func:`rank`)."""
+    return (card.blocked, -card.score, card.id)
+
+
 def cards(snapshot: Snapshot) -> list[Card]:
     """Every task as a card, best score first (blocked last), ties by id."""
     gates = _latest_gate(snapshot.events)
-    out: list[Card] = []
-    for task_id in rank(snapshot.scores):
-        task = snapshot.tasks[task_id]
-        score = snapshot.scores[task_id]
-        gate, run = gates.get(task_id, (NO_GATE, ""))
-        out.append(Card(
-            id=task.id, title=task.title, status=task.status.value, score=score.value,
-            agent=task.assignees[0] if task.assignees else "", support=tuple(task.support), gate=gate,
-            gate_run=run, waiting_on=score.blocked_by, labels=tuple(task.labels),
-            components=tuple(task.components), type=task.type, escalation_level=task.escalation_level,
-        ))
-    return out
+    return [make_card(snapshot, task_id, gates.get(task_id, (NO_GATE, ""))) for task_id in rank(snapshot.scores)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,13 +393,117 @@ def matches(card: Card, flt: Filter) -> bool:
 
 def columns(snapshot: Snapshot, query: str = "") -> tuple[Column, ...]:
     """One column per workflow state, in the workflow's order, with the cards that pass ``query``."""
-    flt = parse_filter(query)
-    everything = cards(snapshot)
-    out = []
-    for state in snapshot.states:
-        in_state = [c for c in everything if c.status == state]
-        out.append(Column(state, tuple(c for c in in_state if matches(c, flt)), len(in_state)))
-    return tuple(out)
+    return BoardModel(snapshot, query).columns
+
+
+def _by_state(states: Sequence[str], ranked: Iterable[Card]) -> dict[str, tuple[Card, ...]]:
+    groups: dict[str, list[Card]] = {state: [] for state in states}
+    for card in ranked:
+        if card.status in groups:
+            groups[card.status].append(card)
+    return {state: tuple(group) for state, group in groups.items()}
+
+
+class BoardModel:
+    """The board's columns under a filter, kept between changes (no Textual here).
+
+    Built once from a snapshot; :meth:`set_filter` re-filters the cards already built (no store read) and
+    :meth:`update` takes a :class:`Refresh`, rebuilding only the changed cards and re-sorting only the
+    columns they left or entered. Both return the states whose shown cards changed, so the view redraws
+    only those columns. :meth:`locate` finds a card's column and row from an index built once per change,
+    so a cursor key costs no pass over the tasks."""
+
+    def __init__(self, snapshot: Snapshot, query: str = "") -> None:
+        self.snapshot = snapshot
+        self.query = query
+        self.filter = parse_filter(query)
+        self._gates = _latest_gate(snapshot.events)
+        everything = cards(snapshot)
+        self._cards = {card.id: card for card in everything}
+        self._all = _by_state(snapshot.states, everything)
+        self._columns: dict[str, Column] = {}
+        self.columns = self._filtered(self._all)
+        self._where: dict[str, tuple[int, int]] | None = None
+
+    def _filtered(self, states: Iterable[str]) -> tuple[Column, ...]:
+        flt = self.filter
+        for state in states:
+            group = self._all[state]
+            self._columns[state] = Column(state, group if flt.empty else tuple(c for c in group if matches(c, flt)),
+                                          len(group))
+        return tuple(self._columns[state] for state in self._all)
+
+    def _replace(self, columns: tuple[Column, ...]) -> set[str]:
+        changed = {new.state for old, new in zip(self.columns, columns, strict=True) if old is not new and old != new}
+        self.columns = columns
+        if changed:
+            self._where = None
+        return changed
+
+    def set_filter(self, query: str) -> set[str]:
+        """Show only the cards that pass ``query`` (UserError for a bad query, the filter unchanged)."""
+        flt = parse_filter(query)
+        self.query, self.filter = query, flt
+        return self._replace(self._filtered(self._all))
+
+    def update(self, refresh: Refresh) -> set[str]:
+        """Take a newer snapshot; the states whose shown cards (or totals) changed."""
+        old = self.snapshot
+        snapshot = self.snapshot = refresh.snapshot
+        for event in snapshot.events[len(old.events):]:
+            if event.kind == EventKind.GATES_VERIFIED and event.task_id is not None:
+                self._gates[event.task_id] = (_verdict(event), str(event.payload.get("run_id", "")))
+        touched: dict[str, list[Card]] = {}
+        for task_id in refresh.changed:
+            before = self._cards.pop(task_id, None)
+            if before is not None:
+                touched.setdefault(before.status, [])
+            if task_id in snapshot.tasks:
+                card = self._cards[task_id] = make_card(snapshot, task_id, self._gates.get(task_id, (NO_GATE, "")))
+                touched.setdefault(card.status, []).append(card)
+        for state, arrived in touched.items():
+            if state not in self._all:
+                continue
+            kept = [c for c in self._all[state] if c.id not in refresh.changed]
+            self._all[state] = tuple(sorted([*kept, *arrived], key=rank_key))
+        return self._replace(self._filtered(touched.keys() & self._all.keys()))
+
+    @property
+    def shown(self) -> int:
+        """How many cards pass the filter."""
+        return sum(len(c.cards) for c in self.columns)
+
+    def locate(self, card_id: str) -> tuple[int, int] | None:
+        """(column index, row) of a shown card, or None."""
+        if self._where is None:
+            self._where = {card.id: (index, row) for index, column in enumerate(self.columns)
+                           for row, card in enumerate(column.cards)}
+        return self._where.get(card_id)
+
+
+def truncate(text: str, width: int, lines: int = 1) -> tuple[str, ...]:
+    """``text`` (on one line: newlines and runs of spaces fold) wrapped at word boundaries into at most
+    ``lines`` lines of ``width`` characters; what does not fit ends the last line with ``…``."""
+    words = " ".join(text.split())
+    if width <= 0 or lines <= 0:
+        return ()
+    out: list[str] = []
+    rest = words
+    while rest and len(out) < lines:
+        if len(rest) <= width:
+            out.append(rest)
+            rest = ""
+            break
+        if len(out) == lines - 1:
+            out.append(rest[: width - 1].rstrip() + "…")
+            rest = ""
+            break
+        cut = rest.rfind(" ", 0, width + 1)
+        if cut <= 0:
+            cut = width
+        out.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return tuple(out) or ("",)
 
 
 # --------------------------------------------------------------------------------------------- detail
@@ -619,11 +799,53 @@ def adjacent_state(states: Sequence[str], current: str, step: int) -> str | None
     return states[index] if 0 <= index < len(states) else None
 
 
+def main_line(workflow: Workflow) -> tuple[str, ...]:
+    """The workflow's forward line: its states in file order up to the last terminal state (the states after
+    it, blocked and escalated in the shipped workflow, are side states)."""
+    states = workflow.states
+    ends = [states.index(t) for t in workflow.spec.terminal if t in states]
+    return tuple(states[: max(ends) + 1]) if ends else tuple(states)
+
+
+REASON_STATES: frozenset[str] = frozenset({TaskStatus.BLOCKED.value, TaskStatus.ESCALATED.value})
+
+
+def needs_reason(state: str) -> bool:
+    """Whether a move to ``state`` asks for a reason (block and escalate: the reason goes in the event)."""
+    return state in REASON_STATES
+
+
+def step_target(workflow: Workflow, task: Task, actor: str, step: int) -> tuple[str | None, str]:
+    """The workflow move one step forward (``step`` > 0) or back along the main line for ``actor``:
+    forward is the nearest allowed later state, back the nearest allowed earlier one; from a side state
+    forward returns to where the task was blocked from. Returns ``(state, "")`` or ``(None, why not)``."""
+    line = main_line(workflow)
+    current = task.status.value
+    allowed = workflow.allowed(task, actor)
+    listed = ", ".join(allowed) or "nowhere"
+    if current not in line:
+        origin = task.blocked_from.value if task.blocked_from is not None else None
+        if step > 0 and origin in allowed:
+            return origin, ""
+        return None, (f"{task.id} is {current}, off the main line: no {'forward' if step > 0 else 'back'} move; "
+                      f"{actor} may move it to: {listed} (m)")
+    here = line.index(current)
+    candidates = [s for s in allowed if s in line and (line.index(s) > here if step > 0 else line.index(s) < here)]
+    if not candidates:
+        direction = "forward" if step > 0 else "back"
+        return None, f"{task.id}: no {direction} move from {current} for {actor}; allowed: {listed}"
+    return (min if step > 0 else max)(candidates, key=line.index), ""
+
+
 def move_card(store: Store, workflow: Workflow, task_id: str, to: str, *, actor: str, reason: str = "") -> MoveResult:
     """Move through :func:`bno_orchestrator.workflow.move_task`; a refusal comes back as a message naming the
-    moves ``actor`` is allowed to make instead."""
+    moves ``actor`` is allowed to make instead. A move to blocked or escalated needs a ``reason``."""
+    if needs_reason(to) and not reason.strip():
+        current = store.find(task_id)
+        if current is not None and to in workflow.allowed(current, actor):  # else the workflow's refusal says why
+            return MoveResult(False, f"{task_id}: a move to {to} needs a reason (it is recorded in the event)")
     try:
-        task = move_task(store, workflow, task_id, to, actor=actor, reason=reason or "moved on the board")
+        task = move_task(store, workflow, task_id, to, actor=actor, reason=reason)
     except UserError as exc:
         current = store.find(task_id)
         allowed = workflow.allowed(current, actor) if current is not None else []
