@@ -105,6 +105,8 @@ class GateSpec(BaseModel):
         for argv in self.argvs:
             if not argv:
                 raise ValueError("a command must not be empty")
+            if any("\x00" in token for token in argv):  # no operating system can pass it in an argument
+                raise ValueError("a command argument holds a NUL character (\\x00 in a quoted YAML string)")
         return self
 
     @property

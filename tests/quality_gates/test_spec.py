@@ -162,3 +162,9 @@ def test_a_required_gate_that_runs_only_on_failure_is_warned_about() -> None:
     assert [w.line for w in optional_upstream.warnings] == [7]
     assert "an optional gate 'lint'" in str(optional_upstream.warnings[0])
     assert parse_gates(GOOD, "g.yaml").warnings == []
+
+
+def test_a_nul_in_a_command_is_refused_with_its_place() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_gates('gates:\n  a:\n    command: [python, -c, "print(\\x00)"]\n', "g.yaml")
+    assert (info.value.line, info.value.field) == (2, "gates.a") and "NUL character" in str(info.value)
