@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 
 
-.PHONY: setup agent-clis dev-tools demo test lint
+.PHONY: setup agent-clis dev-tools demo test lint fuzz
 setup:
 	@bash scripts/setup.sh
 
@@ -19,6 +19,10 @@ demo: setup
 
 test: setup agent-clis dev-tools
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# the full fuzz run of the loaders of untrusted files (every `make test` runs a bounded smoke of it)
+fuzz: setup
+	BNO_FUZZ_EXAMPLES=$${BNO_FUZZ_EXAMPLES:-10000} $(PY) -m pytest -q -s -p no:cacheprovider tests/test_fuzz.py
 
 lint: setup
 	.venv/bin/ruff check .
