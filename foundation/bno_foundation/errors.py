@@ -6,7 +6,10 @@
     ├── UserError                bad input or a refused operation: the CLIs print one line and exit 2
     │   ├── ConfigError          a file is invalid: names file, line, column and field (also a ValueError)
     │   └── NotFoundError        a task, agent, gate, file or checkpoint asked for does not exist
-    └── StoreError               a store is unusable (corrupt, locked too long, a newer schema): exit 3
+    └── StoreError               a store is unusable (locked too long, an I/O error): exit 3
+        └── UnusableStoreError   (also a UserError: exit 2) a store file not to be trusted or used as asked,
+                                 left untouched: damaged, emptied, newer schema, read-only, missing
+                                 (bno_foundation.sqlite: DamagedStoreError, NewerStoreError, ...)
 
 Packages add their own leaves (``GateError`` in the gates, ``TransitionError`` in the orchestrator,
 ``BitNetError`` and its kin in bitnet), always under one of these.

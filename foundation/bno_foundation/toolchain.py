@@ -195,9 +195,11 @@ def git_check() -> Check:
 
 
 def render_table(title: str, checks: list[Check]) -> None:
-    """Print the checks as a rich table."""
-    from rich.console import Console
+    """Print the checks as a rich table (tool output in the details is shown as text, never as markup)."""
     from rich.table import Table
+    from rich.text import Text
+
+    from bno_foundation.terminal import safe_console
 
     style = {OK: "green", WARN: "yellow", MISSING: "red"}
     table = Table(title=title)
@@ -207,8 +209,8 @@ def render_table(title: str, checks: list[Check]) -> None:
     table.add_column("fix")
     for c in checks:
         label = c.status.upper() if c.required or c.status != WARN else "absent (optional)"
-        table.add_row(c.name, f"[{style[c.status]}]{label}[/]", c.detail, c.fix)
-    Console().print(table)
+        table.add_row(c.name, Text(label, style=style[c.status]), c.detail, c.fix)
+    safe_console().print(table)
 
 
 def checks_as_json(checks: list[Check]) -> list[dict[str, object]]:

@@ -256,8 +256,10 @@ class Step:
         self.out = out
 
     def say(self, text: str = "") -> None:
-        """Print a line of the demo's own narration."""
-        print(text, file=self.out, flush=True)
+        """Print a line of the demo's own narration (paths and argv with their control characters visible)."""
+        from bno_foundation.terminal import visible
+
+        print(visible(text), file=self.out, flush=True)
 
     def cli(self, *argv: str, expect: tuple[int, ...] = (0,)) -> int:
         """``orchestrator --repo REPO ARGV...``; its output goes to the demo's output."""

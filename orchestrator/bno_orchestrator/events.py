@@ -28,6 +28,8 @@ class EventKind(StrEnum):
     TASK_ROUTED = "task.routed"  # the router chose a primary agent (and moved the task to assigned)
     TASK_DEFERRED = "task.deferred"  # the router could not route the task (logged only)
     TASK_ESCALATED = "task.escalated"  # an escalation level or trigger fired
+    TASK_DELETED = "task.deleted"  # the task leaves the projection (payload: its fields, so it can come back)
+    TASK_RESTORED = "task.restored"  # a deleted task comes back as it was (payload: its fields)
     DISPATCH_STARTED = "dispatch.started"  # an executor attempt begins in the task's worktree
     DISPATCH_HANDOFF = "dispatch.handoff"  # a manual executor: the prompt goes to a person
     DISPATCH_FINISHED = "dispatch.finished"  # the executor exited, timed out or was interrupted
@@ -39,8 +41,15 @@ class EventKind(StrEnum):
 # The kinds that change a task's projection; every other kind is only logged.
 PROJECTED_KINDS: frozenset[EventKind] = frozenset({
     EventKind.TASK_CREATED, EventKind.TASK_EDITED, EventKind.TASK_MOVED, EventKind.TASK_ROUTED,
-    EventKind.TASK_ESCALATED,
+    EventKind.TASK_ESCALATED, EventKind.TASK_DELETED, EventKind.TASK_RESTORED,
 })
+# The kinds a person's ``task undo`` can invert (the router's and escalation's decisions are not undone).
+UNDOABLE_KINDS: frozenset[EventKind] = frozenset({
+    EventKind.TASK_CREATED, EventKind.TASK_EDITED, EventKind.TASK_MOVED, EventKind.TASK_DELETED,
+    EventKind.TASK_RESTORED,
+})
+# The payload key an undo writes beside its own fields: the id of the event it inverts.
+UNDOES_KEY = "undoes"
 # The kinds that can change a task's status: their payload's "to" (task.created: the task's own status).
 STATUS_KINDS: frozenset[EventKind] = frozenset({
     EventKind.TASK_CREATED, EventKind.TASK_MOVED, EventKind.TASK_ROUTED, EventKind.TASK_ESCALATED,
@@ -79,10 +88,11 @@ class TaskEdited:
     KIND: ClassVar[EventKind] = EventKind.TASK_EDITED
     changes: Mapping[str, Any]
     previous: Mapping[str, Any]
+    undoes: int | None = None  # the event this edit inverts (``task undo``)
 
     def payload(self) -> dict[str, Any]:
-        """``{"changes": {...}, "previous": {...}}``."""
-        return {"changes": dict(self.changes), "previous": dict(self.previous)}
+        """``{"changes": {...}, "previous": {...}}`` (plus ``"undoes": ID`` for an undo)."""
+        return _with_undoes({"changes": dict(self.changes), "previous": dict(self.previous)}, self.undoes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +102,49 @@ class TaskMoved:
     KIND: ClassVar[EventKind] = EventKind.TASK_MOVED
     from_: str
     to: str
+    undoes: int | None = None  # the event this move inverts (``task undo``)
 
     def payload(self) -> dict[str, Any]:
-        """``{"from": STATE, "to": STATE}``."""
-        return {"from": self.from_, "to": self.to}
+        """``{"from": STATE, "to": STATE}`` (plus ``"undoes": ID`` for an undo)."""
+        return _with_undoes({"from": self.from_, "to": self.to}, self.undoes)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDeleted:
+    """``task.deleted``: the task leaves the projection. ``task`` holds every field it had (bookkeeping
+    timestamps included), so :class:`TaskRestored` can bring it back exactly; ``detached`` names the tasks
+    whose dependency on it a forced delete removed (by ``task.edited`` events before this one)."""
+
+    KIND: ClassVar[EventKind] = EventKind.TASK_DELETED
+    task: Mapping[str, Any]
+    detached: Sequence[str] = ()
+    undoes: int | None = None  # the event this delete inverts (``task undo`` of a create or a restore)
+
+    def payload(self) -> dict[str, Any]:
+        """``{"task": {...}, "detached": [ID, ...]}`` (plus ``"undoes": ID`` for an undo)."""
+        return _with_undoes({"task": dict(self.task), "detached": list(self.detached)}, self.undoes)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRestored:
+    """``task.restored``: a deleted task back in the projection as it was when ``deleted_event`` removed it
+    (``task``: the fields that event recorded)."""
+
+    KIND: ClassVar[EventKind] = EventKind.TASK_RESTORED
+    task: Mapping[str, Any]
+    deleted_event: int
+    undoes: int | None = None  # the event this restore inverts (``task undo`` of a delete)
+
+    def payload(self) -> dict[str, Any]:
+        """``{"task": {...}, "deleted_event": ID}`` (plus ``"undoes": ID`` for an undo)."""
+        return _with_undoes({"task": dict(self.task), "deleted_event": self.deleted_event}, self.undoes)
+
+
+def _with_undoes(payload: dict[str, Any], undoes: int | None) -> dict[str, Any]:
+    """``payload`` with ``"undoes"`` added only for an undo (other events keep their exact payload)."""
+    if undoes is not None:
+        payload[UNDOES_KEY] = undoes
+    return payload
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,8 @@ def apply_event(task: Task | None, event: Event) -> Task | None:
 
     Pure and deterministic, so replaying the log gives the stored projection exactly. Only the
     :data:`~bno_orchestrator.events.PROJECTED_KINDS` change a task; every other kind (task.deferred,
-    gates.verified, other components' events) leaves it as it is.
+    gates.verified, other components' events) leaves it as it is. ``task.deleted`` takes the task out of
+    the projection (``None``); ``task.restored`` brings it back with the fields its payload recorded.
     """
     kind = event.kind
     if kind not in PROJECTED_KINDS:
@@ -60,7 +61,12 @@ def apply_event(task: Task | None, event: Event) -> Task | None:
         data.setdefault("status_since", ts)
         data["updated_at"] = ts
         return Task.model_validate(data)
+    if kind == EventKind.TASK_RESTORED:
+        assert task is None, f"task {event.task_id} restored while it exists (event {event.id})"
+        return Task.model_validate({**payload["task"], "updated_at": ts})
     if task is None:
+        return None
+    if kind == EventKind.TASK_DELETED:
         return None
     updates: dict[str, Any] = {"updated_at": ts}
     if kind == EventKind.TASK_EDITED:
@@ -108,6 +114,8 @@ def replay(events: Iterable[Event]) -> dict[str, Task]:
         result = apply_event(tasks.get(event.task_id), event)
         if result is not None:
             tasks[event.task_id] = result
+        else:  # a deleted task (or an event about no task: nothing to take out)
+            tasks.pop(event.task_id, None)
     return tasks
 
 
@@ -126,6 +134,15 @@ def _row_to_event(row: Any) -> Event:
 
 
 _EVENT_COLUMNS = "id, ts, actor, kind, task_id, payload, reason"
+EVENT_COLUMNS = _EVENT_COLUMNS  # the event log's columns, in the order event_from_row reads them
+
+
+def event_from_row(row: Any) -> Event:
+    """An event from a raw ``events`` row (:data:`EVENT_COLUMNS`); a ValueError or pydantic's
+    ValidationError when the row does not hold one (what ``orchestrator store check`` looks for)."""
+    return _row_to_event(row)
+
+
 _AUTO_ID_RE = re.compile(r"^T-(\d+)$")
 WriteGuard = Callable[["Transaction"], None]
 
@@ -172,9 +189,12 @@ class Transaction:
         return self._conn.execute(sql, tuple(params))
 
     def next_task_id(self) -> str:
-        """``T-NNNN``, one past the highest automatic id in use."""
+        """``T-NNNN``, one past the highest automatic id in use or held by a deleted task (a deleted task
+        can be restored, so its id is never given to another)."""
         highest = 0
-        for (task_id,) in self._conn.execute("SELECT id FROM tasks WHERE id LIKE 'T-%'"):
+        for (task_id,) in self._conn.execute(
+                "SELECT id FROM tasks WHERE id LIKE 'T-%' UNION "
+                "SELECT task_id FROM events WHERE kind = ? AND task_id LIKE 'T-%'", (EventKind.TASK_DELETED.value,)):
             match = _AUTO_ID_RE.match(task_id)
             if match:
                 highest = max(highest, int(match.group(1)))
@@ -196,10 +216,17 @@ class Transaction:
         stamped = _row_to_event(row)
         if stamped.task_id is not None and stamped.kind in PROJECTED_KINDS:
             before = self.find(stamped.task_id)
-            if before is None and stamped.kind != EventKind.TASK_CREATED:
+            if before is None and stamped.kind not in (EventKind.TASK_CREATED, EventKind.TASK_RESTORED):
                 raise NotFoundError(f"no task {stamped.task_id}")
+            if before is not None and stamped.kind in (EventKind.TASK_CREATED, EventKind.TASK_RESTORED):
+                from bno_orchestrator.errors import UserError
+
+                raise UserError(f"task {stamped.task_id} already exists")
             after = apply_event(before, stamped)
-            if after is not None and after is not before:
+            if after is None:  # task.deleted: the projection's row goes (the log keeps every event)
+                self._conn.execute("DELETE FROM tasks WHERE id = ?", (stamped.task_id,))
+                self._seen[stamped.task_id] = None
+            elif after is not before:
                 self._store._put(self._conn, after, stamped.id or 0)
                 self._seen[stamped.task_id] = after
         self.appended.append(stamped)
@@ -219,18 +246,24 @@ def _json_default(value: Any) -> Any:
 class Store:
     """The event log and the task projection, in a SQLite file or a PostgreSQL database.
 
-    ``Store(path)`` opens (creating) the SQLite file ``path``; :meth:`open` opens the store a repository is
-    configured to use and :meth:`connect` the one a URL names. ``path`` is always the repository-local
-    SQLite file: with PostgreSQL it still holds this machine's gate-run records.
+    ``Store(path)`` opens the SQLite file ``path`` (creating it unless ``create=False``); :meth:`open` opens
+    the store a repository is configured to use and :meth:`connect` the one a URL names. ``path`` is always
+    the repository-local SQLite file: with PostgreSQL it still holds this machine's gate-run records.
+
+    A file that cannot be trusted is refused before anything is written to it, with an error that is both a
+    ``StoreError`` and a ``UserError`` (exit 2) naming the file and how to recover: emptied, garbage,
+    truncated or corrupt (:class:`~bno_foundation.sqlite.DamagedStoreError`), a newer schema
+    (:class:`~bno_foundation.sqlite.NewerStoreError`). A write-protected file is opened read-only: reads
+    work, writes raise :class:`~bno_foundation.sqlite.ReadOnlyStoreError`.
     """
 
-    def __init__(self, path: Path, *, clock: Clock | None = None, engine: Engine | None = None) -> None:
+    def __init__(self, path: Path, *, clock: Clock | None = None, engine: Engine | None = None,
+                 create: bool = True) -> None:
         self.path = Path(path)
         self.clock: Clock = clock or utcnow
         self.guard: WriteGuard | None = None  # run at the start of every write; raising refuses the write
         if engine is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            engine = SqliteEngine(self.path)
+            engine = SqliteEngine(self.path, create=create)
         self._conn: Engine = engine
         try:
             self._migrate()
@@ -239,26 +272,32 @@ class Store:
             raise
 
     @classmethod
-    def open(cls, repo: Path, *, clock: Clock | None = None) -> Store:
+    def open(cls, repo: Path, *, clock: Clock | None = None, create: bool = True) -> Store:
         """The store of the repository ``repo``: the URL of ``$ORCHESTRATOR_STORE_URL`` or the repository's
-        ``workflows/store.yaml``, else its SQLite file (created on first use)."""
+        ``workflows/store.yaml``, else its SQLite file (created on first use when ``create``, else a
+        :class:`~bno_foundation.sqlite.MissingStoreError`). A ``repo`` that is no directory is refused: no
+        store is ever made for a repository that is not there."""
+        from bno_orchestrator.errors import UserError
         from bno_orchestrator.store_url import resolve
 
+        if not Path(repo).is_dir():
+            raise UserError(f"{repo}: no such repository (point --repo at a git repository; `orchestrator init` "
+                            "sets one up)")
         target = resolve(Path(repo))
         if target.path is not None:
-            return cls(target.path, clock=clock)
+            return cls(target.path, clock=clock, create=create)
         return cls.connect(target.url, clock=clock, repo=Path(repo))
 
     @classmethod
-    def connect(cls, url: str, *, clock: Clock | None = None, repo: Path | None = None) -> Store:
+    def connect(cls, url: str, *, clock: Clock | None = None, repo: Path | None = None, create: bool = True) -> Store:
         """The store the URL names (``sqlite:///PATH`` or ``postgresql://...``); ``repo`` places the local
-        gate records (default: the working directory's)."""
+        gate records (default: the working directory's). ``create=False``: a missing SQLite file is refused."""
         from bno_orchestrator.store_url import parse
 
         local = store_path(Path(repo) if repo is not None else Path.cwd())
         target = parse(url, repo)
         if target.path is not None:
-            return cls(target.path, clock=clock)
+            return cls(target.path, clock=clock, create=create)
         from bno_orchestrator.store_postgres import PostgresEngine
 
         return cls(local, clock=clock, engine=PostgresEngine(target.url))
@@ -286,6 +325,11 @@ class Store:
     def location(self) -> str:
         """Where the store is, as messages show it: the file, or the URL without its password."""
         return self._conn.location
+
+    @property
+    def read_only(self) -> str | None:
+        """Why this store was opened read-only (a write-protected SQLite file), or None."""
+        return getattr(self._conn, "read_only", None)
 
     # -------------------------------------------------------------------------------------- schema
 
@@ -420,6 +464,26 @@ class Store:
     def projection(self) -> dict[str, Task]:
         """The stored projection, by task id (compare with ``replay(store.events())``)."""
         return {task.id: task for task in self.tasks()}
+
+    def restore_log(self, rows: Iterable[tuple[object, ...]]) -> tuple[int, int]:
+        """Load raw event rows (``id, ts, actor, kind, task_id, payload, reason``, as another store's file held
+        them) into this empty store, rebuild the projection from them and verify, before committing, that
+        the log reads back unchanged. Returns (events, tasks). What ``orchestrator store recover`` builds its
+        new file with; a non-empty store is refused."""
+        from bno_orchestrator.errors import StoreError, UserError
+
+        wanted = [tuple(row) for row in rows]
+        with self._conn.write():
+            if int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]):
+                raise UserError(f"{self.location} already holds events: a log is restored into an empty store only")
+            for row in wanted:
+                self._conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self._conn.reset_event_ids()
+            tasks = self._rebuild(self._conn)
+            copied = [tuple(row) for row in self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY id")]
+            if copied != wanted:
+                raise StoreError(f"{self.location}: the restored log does not read back as written; nothing was kept")
+        return len(wanted), tasks
 
     # ------------------------------------------------------------------------------------ copying
 

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bno_foundation.sqlite import NewerStoreError
 from bno_orchestrator.errors import StoreError, UserError
 from bno_orchestrator.store_engine import Rows
 from bno_orchestrator.store_schema import CHANNEL, COMPONENT, POSTGRES_MIGRATIONS, WRITER_GRANTS
@@ -115,9 +116,9 @@ class PostgresEngine:
                 self.conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
                                   "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
                 current = self.schema_version()
-                if current > newest:
-                    raise StoreError(f"{self.location}: schema version {current} of {COMPONENT!r} is newer than "
-                                     f"this release knows ({newest}); upgrade {PROGRAM}")
+                if current > newest:  # a user error (exit 2), and nothing was changed
+                    raise NewerStoreError(self.location, f"schema version {current} of {COMPONENT!r} is newer than "
+                                                         f"this release knows ({newest})", f"upgrade {PROGRAM}")
                 needs_rebuild = False
                 for migration in POSTGRES_MIGRATIONS:
                     if migration.version <= current:

@@ -9,6 +9,13 @@ The pipeline cannot be skipped, by any actor (:func:`pipeline_guard`): moving on
 names gates (review, integration, qa, testing) needs a passing ``gates.verified`` of that stage since the
 task last entered it, and a task coming back from a side state (blocked, escalated) may re-enter the
 pipeline beyond development only where it left it, and must pass that stage's gates again to move on.
+
+Deleting a task records ``task.deleted`` with every field it had; ``task.restored`` brings it back as it
+was. A task other tasks depend on is not deleted unless forced, and a forced delete first removes those
+dependency edges with ``task.edited`` events on each dependent (a restore does not put them back: the
+events say which tasks they were). :func:`undo_last` inverts an actor's last create, edit, move, delete
+or restore with a new event that names the one it undoes (``"undoes": ID``), so undo after undo walks
+further back and the log is never rewritten.
 """
 
 from __future__ import annotations
@@ -23,7 +30,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from bno_orchestrator.errors import NotFoundError, TransitionError, UserError
-from bno_orchestrator.events import GatesVerified, TaskCreated, TaskEdited, TaskMoved
+from bno_orchestrator.events import (
+    PROJECTED_KINDS,
+    UNDOABLE_KINDS,
+    UNDOES_KEY,
+    EventKind,
+    GatesVerified,
+    TaskCreated,
+    TaskDeleted,
+    TaskEdited,
+    TaskMoved,
+    TaskRestored,
+)
 from bno_orchestrator.models import EDITABLE_FIELDS, Event, Task, TaskStatus, unfinished_dependencies
 from bno_orchestrator.rules import WorkflowSpec
 from bno_orchestrator.store import Store, Transaction
@@ -206,8 +224,11 @@ def _snapshot_fields(task: Task) -> dict[str, Any]:
 def create_task(
     store: Store, fields: Mapping[str, Any], *, actor: str | None = None, reason: str = "",
     known_types: Iterable[str] | None = None, known_components: Iterable[str] | None = None,
+    known_agents: Iterable[str] | None = None,
 ) -> Task:
-    """Add a task (id ``T-NNNN`` unless ``fields`` has one) in the workflow's initial state."""
+    """Add a task (id ``T-NNNN`` unless ``fields`` has one) in the workflow's initial state. The ``known_*``
+    vocabularies, when given, refuse an unknown type, component or assignee (naming the known ones); the
+    id of a deleted task is refused (it can be restored)."""
     unknown = set(fields) - set(EDITABLE_FIELDS) - {"id"}
     if unknown:
         raise UserError(f"cannot set {', '.join(sorted(unknown))} on a new task")
@@ -217,7 +238,11 @@ def create_task(
         task = _build_task(data)
         if tx.find(task.id) is not None:
             raise UserError(f"task {task.id} already exists")
-        _check_vocabulary(task, known_types, known_components)
+        deleted = _last_deletion(tx, task.id)
+        if deleted is not None:
+            raise UserError(f"task {task.id} was deleted (event {deleted.id}); its id stays reserved: "
+                            f"`orchestrator task restore {task.id}` brings it back")
+        _check_vocabulary(task, known_types, known_components, known_agents)
         # no existing task can depend on a new id (unknown dependencies are refused), so no cycle can form
         for dep in task.depends_on:
             if tx.find(dep) is None:
@@ -228,7 +253,14 @@ def create_task(
         return tx.task(task.id)
 
 
-def _check_vocabulary(task: Task, known_types: Iterable[str] | None, known_components: Iterable[str] | None) -> None:
+def _check_vocabulary(task: Task, known_types: Iterable[str] | None, known_components: Iterable[str] | None,
+                      known_agents: Iterable[str] | None = None) -> None:
+    if known_agents is not None:
+        agents = set(known_agents)
+        for agent in task.assignees:
+            if agent not in agents:
+                raise UserError(f"{task.id}: field 'assignees': unknown agent {agent!r}; known agents: "
+                                f"{', '.join(sorted(agents)) or 'none'}")
     if known_types is not None:
         types = set(known_types)
         if task.type not in types:
@@ -242,29 +274,70 @@ def _check_vocabulary(task: Task, known_types: Iterable[str] | None, known_compo
                 )
 
 
+LIST_FIELDS: tuple[str, ...] = ("components", "assignees", "depends_on", "labels")  # fields --add/--remove edit
+
+
 def edit_task(
     store: Store, task_id: str, changes: Mapping[str, Any], *, actor: str | None = None, reason: str = "",
     known_types: Iterable[str] | None = None, known_components: Iterable[str] | None = None,
+    known_agents: Iterable[str] | None = None, add: Mapping[str, Iterable[str]] | None = None,
+    remove: Mapping[str, Iterable[str]] | None = None,
 ) -> Task:
-    """Change fields of a task (not its status: that is :func:`move_task`)."""
+    """Change fields of a task (not its status: that is :func:`move_task`). ``changes`` replaces fields;
+    ``add`` and ``remove`` change the list fields (:data:`LIST_FIELDS`) item by item, applied to the value
+    read inside the write transaction (so a concurrent edit is never lost). Removing an item the list does
+    not hold is refused, naming it. Only assignees added or set are checked against ``known_agents``."""
+    with store.write() as tx:
+        return _edit_in(tx, task_id, changes, actor=actor or default_actor(), reason=reason, known_types=known_types,
+                        known_components=known_components, known_agents=known_agents, add=add or {},
+                        remove=remove or {})
+
+
+def _list_changes(task: Task, changes: Mapping[str, Any], add: Mapping[str, Iterable[str]],
+                  remove: Mapping[str, Iterable[str]]) -> dict[str, Any]:
+    """``changes`` with the list fields that ``add``/``remove`` name computed from ``task``'s values."""
+    out = dict(changes)
+    for name in sorted({*add, *remove}):
+        if name not in LIST_FIELDS:
+            raise UserError(f"cannot add to or remove from {name!r}; list fields: {', '.join(LIST_FIELDS)}")
+        if name in changes:
+            raise UserError(f"field '{name}': give either the whole list or items to add/remove, not both")
+        current: list[str] = list(getattr(task, name))
+        dropping = list(remove.get(name, ()))
+        missing = [item for item in dropping if item not in current]
+        if missing:
+            raise UserError(f"{task.id}: field '{name}' holds no {', '.join(repr(m) for m in missing)} to remove "
+                            f"(it holds: {', '.join(current) or 'nothing'})")
+        kept = [item for item in current if item not in dropping]
+        out[name] = list(dict.fromkeys([*kept, *add.get(name, ())]))
+    return out
+
+
+def _edit_in(tx: Transaction, task_id: str, changes: Mapping[str, Any], *, actor: str, reason: str = "",
+             known_types: Iterable[str] | None = None, known_components: Iterable[str] | None = None,
+             known_agents: Iterable[str] | None = None, add: Mapping[str, Iterable[str]] | None = None,
+             remove: Mapping[str, Iterable[str]] | None = None, undoes: int | None = None) -> Task:
+    """:func:`edit_task` inside an open transaction."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         hint = " (use `task move` for the status)" if "status" in unknown else ""
         raise UserError(f"cannot edit {', '.join(sorted(unknown))}{hint}; editable: {', '.join(EDITABLE_FIELDS)}")
-    with store.write() as tx:
-        task = tx.task(task_id)
-        updated = _build_task({**task.model_dump(), **changes})
-        _check_vocabulary(updated, known_types, known_components)
-        if "depends_on" in changes:
-            check_dependencies({t.id: t for t in tx.tasks()}, updated)
-        before = task.model_dump(mode="json")
-        after = updated.model_dump(mode="json")
-        diff = {key: after[key] for key in changes if before[key] != after[key]}
-        if not diff:
-            return task
-        tx.append(Event.of(TaskEdited(diff, {key: before[key] for key in diff}), actor=actor or default_actor(),
-                           task_id=task_id, reason=reason))
-        return tx.task(task_id)
+    task = tx.task(task_id)
+    changes = _list_changes(task, changes, add or {}, remove or {})
+    updated = _build_task({**task.model_dump(), **changes})
+    newly_assigned = [a for a in updated.assignees if a not in task.assignees]
+    _check_vocabulary(updated.model_copy(update={"assignees": newly_assigned}), known_types, known_components,
+                      known_agents)
+    if "depends_on" in changes:
+        check_dependencies({t.id: t for t in tx.tasks()}, updated)
+    before = task.model_dump(mode="json")
+    after = updated.model_dump(mode="json")
+    diff = {key: after[key] for key in changes if before[key] != after[key]}
+    if not diff:
+        return task
+    tx.append(Event.of(TaskEdited(diff, {key: before[key] for key in diff}, undoes), actor=actor,
+                       task_id=task_id, reason=reason))
+    return tx.task(task_id)
 
 
 def pipeline_guard(workflow: Workflow, task: Task, to: str, history: Callable[[], Iterable[Event]]) -> None:
@@ -305,7 +378,8 @@ def pipeline_guard(workflow: Workflow, task: Task, to: str, history: Callable[[]
                               f"(`orchestrator advance {task.id}` runs them)")
 
 
-def move_in(tx: Transaction, workflow: Workflow, task_id: str, to: str, *, actor: str, reason: str = "") -> Task:
+def move_in(tx: Transaction, workflow: Workflow, task_id: str, to: str, *, actor: str, reason: str = "",
+            undoes: int | None = None) -> Task:
     """Move a task inside an open transaction (checks the workflow, the pipeline's gates and the
     dependencies)."""
     task = tx.task(task_id)
@@ -318,7 +392,7 @@ def move_in(tx: Transaction, workflow: Workflow, task_id: str, to: str, *, actor
         waiting = unfinished_dependencies(task, deps)
         if waiting:
             raise TransitionError(f"{task_id} is blocked by unfinished {', '.join(waiting)}; it cannot move to {to}")
-    tx.append(Event.of(TaskMoved(task.status.value, to), actor=actor, task_id=task_id, reason=reason))
+    tx.append(Event.of(TaskMoved(task.status.value, to, undoes), actor=actor, task_id=task_id, reason=reason))
     return tx.task(task_id)
 
 
@@ -356,3 +430,151 @@ def record_verification(store: Store, task_id: str, *, run_id: str, passed: bool
         return tx.append(Event.of(GatesVerified(run_id, passed, agent, task.type, stage), actor=actor,
                                   task_id=task_id,
                                   reason=reason or f"gate run {run_id} {'passed' if passed else 'failed'}"))
+
+
+# ------------------------------------------------------------------------------ delete, restore, undo
+
+
+def _last_deletion(tx: Transaction, task_id: str) -> Event | None:
+    """The ``task.deleted`` event that removed ``task_id`` (None when it exists or never was deleted)."""
+    if tx.find(task_id) is not None:
+        return None
+    deletions = tx.events(task_id=task_id, kind=EventKind.TASK_DELETED.value)
+    return deletions[-1] if deletions else None
+
+
+def _delete_in(tx: Transaction, task_id: str, *, actor: str, reason: str, force: bool,
+               undoes: int | None = None) -> Event:
+    task = tx.task(task_id)
+    dependents = [other for other in tx.tasks() if task_id in other.depends_on]
+    if dependents and not force:
+        names = ", ".join(other.id for other in dependents)
+        raise UserError(f"{task_id}: refused, {names} depend{'s' if len(dependents) == 1 else ''} on it; remove "
+                        f"the dependency first (`task edit ID --remove-depends-on {task_id}`) or delete with "
+                        "--force, which removes it from their dependencies")
+    for other in dependents:  # a forced delete: each dependency edge goes by its own recorded edit
+        kept = [dep for dep in other.depends_on if dep != task_id]
+        tx.append(Event.of(TaskEdited({"depends_on": kept}, {"depends_on": list(other.depends_on)}), actor=actor,
+                           task_id=other.id, reason=f"{task_id} deleted"))
+    fields = task.model_dump(mode="json", exclude={"updated_at"})
+    return tx.append(Event.of(TaskDeleted(fields, [other.id for other in dependents], undoes), actor=actor,
+                              task_id=task_id, reason=reason))
+
+
+def delete_task(store: Store, task_id: str, *, actor: str | None = None, reason: str = "",
+                force: bool = False, undoes: int | None = None) -> Event:
+    """Delete a task: a ``task.deleted`` event holding every field it had, so :func:`restore_task` can bring
+    it back. A task others depend on is refused, naming them, unless ``force`` (see the module docstring).
+    ``undoes``: the event this delete inverts (the board's undo of an add). Returns the event."""
+    with store.write() as tx:
+        return _delete_in(tx, task_id, actor=actor or default_actor(), reason=reason, force=force, undoes=undoes)
+
+
+def _restore_in(tx: Transaction, task_id: str, *, actor: str, reason: str, undoes: int | None = None) -> Task:
+    if tx.find(task_id) is not None:
+        raise UserError(f"{task_id} is not deleted (it is on the board)")
+    deleted = _last_deletion(tx, task_id)
+    if deleted is None or deleted.id is None:
+        raise NotFoundError(f"no deleted task {task_id!r} (see `orchestrator task list`)")
+    fields = dict(deleted.payload["task"])
+    missing = [dep for dep in fields.get("depends_on", []) if tx.find(dep) is None]
+    if missing:
+        raise UserError(f"{task_id}: refused, it depends on {', '.join(missing)}, which no longer exist; restore "
+                        f"{'it' if len(missing) == 1 else 'them'} first")
+    tx.append(Event.of(TaskRestored(fields, deleted.id, undoes), actor=actor, task_id=task_id, reason=reason))
+    return tx.task(task_id)
+
+
+def restore_task(store: Store, task_id: str, *, actor: str | None = None, reason: str = "",
+                 undoes: int | None = None) -> Task:
+    """Bring a deleted task back exactly as it was deleted (status, fields and history); refused while a task
+    it depends on is still deleted. ``undoes``: the event this restore inverts (an undo of a delete)."""
+    with store.write() as tx:
+        return _restore_in(tx, task_id, actor=actor or default_actor(), reason=reason, undoes=undoes)
+
+
+@dataclass(frozen=True, slots=True)
+class Undone:
+    """What :func:`undo_last` did: the event it inverted, the new event, and the task after it (None when
+    the undo deleted the task)."""
+
+    undone: Event
+    event: Event
+    task: Task | None
+    summary: str
+
+
+def undo_target(events: Iterable[Event], actor: str) -> Event | None:
+    """The last event of ``actor`` that ``task undo`` can invert: undoable kinds only, skipping undos
+    themselves and the events they already undid (so repeated undos walk further back)."""
+    undone: set[int] = set()
+    ordered = sorted(events, key=lambda e: e.id or 0)
+    for event in ordered:
+        target = event.payload.get(UNDOES_KEY)
+        if isinstance(target, int):
+            undone.add(target)
+    for event in reversed(ordered):
+        if event.actor != actor or event.task_id is None or event.kind not in UNDOABLE_KINDS:
+            continue
+        if event.id in undone or isinstance(event.payload.get(UNDOES_KEY), int):
+            continue
+        return event
+    return None
+
+
+def _changed_since(tx: Transaction, target: Event) -> Event | None:
+    """The first event after ``target`` that changed its task, not counting undone pairs."""
+    assert target.task_id is not None, "an undoable event names a task"
+    later = [e for e in tx.events(task_id=target.task_id) if (e.id or 0) > (target.id or 0)]
+    undone = {e.payload[UNDOES_KEY] for e in tx.events(task_id=target.task_id)
+              if isinstance(e.payload.get(UNDOES_KEY), int)}
+    for event in later:
+        if event.kind not in PROJECTED_KINDS or event.id in undone:
+            continue
+        if isinstance(event.payload.get(UNDOES_KEY), int) and event.payload[UNDOES_KEY] in undone:
+            continue
+        return event
+    return None
+
+
+def undo_last(store: Store, workflow: Workflow, *, actor: str | None = None) -> Undone:
+    """Invert ``actor``'s last create, edit, move, delete or restore with a new event (create -> delete,
+    edit -> the previous values, move -> back through the workflow, delete -> restore, restore -> delete).
+
+    Refused (UserError, nothing written) when there is nothing to undo, when the task changed since that
+    event (naming the change), or when the workflow refuses the move back or a task now depends on it.
+    """
+    who = actor or default_actor()
+    with store.write() as tx:
+        candidates = [e for e in tx.events() if e.actor == who or isinstance(e.payload.get(UNDOES_KEY), int)]
+        target = undo_target(candidates, who)
+        if target is None or target.id is None or target.task_id is None:
+            raise UserError(f"nothing to undo for {who}: no task created, edited, moved, deleted or restored "
+                            "by this actor is left to undo")
+        task_id = target.task_id
+        label = f"event {target.id} ({target.kind} of {task_id})"
+        later = _changed_since(tx, target)
+        if later is not None:
+            raise UserError(f"cannot undo {label}: {task_id} changed since (event {later.id}, {later.kind} by "
+                            f"{later.actor})")
+        reason = f"undo of event {target.id}"
+        try:
+            if target.kind == EventKind.TASK_CREATED or target.kind == EventKind.TASK_RESTORED:
+                event = _delete_in(tx, task_id, actor=who, reason=reason, force=False, undoes=target.id)
+                return Undone(target, event, None, f"deleted {task_id} (undo of its {target.kind})")
+            if target.kind == EventKind.TASK_DELETED:
+                task = _restore_in(tx, task_id, actor=who, reason=reason, undoes=target.id)
+                return Undone(target, tx.appended[-1], task, f"restored {task_id}")
+            if target.kind == EventKind.TASK_EDITED:
+                previous = dict(target.payload.get("previous", {}))
+                count = len(tx.appended)
+                task = _edit_in(tx, task_id, previous, actor=who, reason=reason, undoes=target.id)
+                if len(tx.appended) == count:
+                    raise UserError(f"{task_id} already holds the values it had before")
+                return Undone(target, tx.appended[-1], task,
+                              f"{task_id}: {', '.join(sorted(previous))} back to the previous values")
+            source = str(target.payload["from"])
+            task = move_in(tx, workflow, task_id, source, actor=who, reason=reason, undoes=target.id)
+            return Undone(target, tx.appended[-1], task, f"{task_id} moved back to {source}")
+        except UserError as exc:
+            raise type(exc)(f"cannot undo {label}: {exc}") from None

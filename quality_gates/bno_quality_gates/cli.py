@@ -27,6 +27,7 @@ from typing import Any
 from bno_foundation.cli import EXIT_OK, CliArgumentParser, print_json, run_cli
 from bno_foundation.errors import ConfigError, UserError
 from bno_foundation.repo import find_repo_root
+from bno_foundation.terminal import safe_console, visible
 from bno_quality_gates import GATES_FILE, STATE_DIR_NAME, STORE_FILE_NAME
 
 HOOKS = ("pre-commit", "pre-push")
@@ -91,17 +92,18 @@ def _is_hex(text: str) -> bool:
 
 
 def _progress(console: Any) -> Any:
+    """A gate's start and end, one line each on ``console`` (its name and reason shown as text)."""
+    from rich.text import Text
+
     def on_event(event: str, name: str, result: Any) -> None:
         if event == "start":
-            console.print(f"[dim]…[/] {name} started")
+            console.print(Text.assemble(("…", "dim"), visible(f" {name} started")))
             return
-        from rich.markup import escape
-
         from bno_quality_gates.summary import STATUS_STYLE
 
-        style = STATUS_STYLE.get(result.status, "")
-        detail = f" ({escape(result.reason)})" if result.reason else ""
-        console.print(f"[{style}]{result.status:>8}[/] {escape(name)} {result.duration:.2f}s{detail}")
+        detail = f" ({result.reason})" if result.reason else ""
+        console.print(Text.assemble((f"{result.status:>8}", STATUS_STYLE.get(result.status, "")),
+                                    visible(f" {name} {result.duration:.2f}s{detail}")))
 
     return on_event
 
@@ -127,7 +129,6 @@ def run_gates(args: argparse.Namespace, *, repo: Path, config_path: Path, state_
             run_id = record_noop(state_dir / STORE_FILE_NAME, repo, staged, skip_from_env())
             print(f"nothing to check: no gate is affected by the {len(staged)} staged file(s) (run {run_id})")
             return EXIT_OK
-    from rich.console import Console
     from rich.text import Text
 
     from bno_quality_gates.runner import Runner, RunOptions
@@ -138,7 +139,7 @@ def run_gates(args: argparse.Namespace, *, repo: Path, config_path: Path, state_
         raise ConfigError("no gates file here (pass --config FILE)", path=config_path)
     config = load_gates(config_path)
     for warning in config.warnings:  # plain text: a file's content is never markup
-        print(f"warning: {warning}", file=sys.stderr)
+        print(visible(f"warning: {warning}"), file=sys.stderr)
     mode = _mode(args)
     if args.no_deps and mode != "only":
         raise UserError("--no-deps goes with --only")
@@ -148,7 +149,7 @@ def run_gates(args: argparse.Namespace, *, repo: Path, config_path: Path, state_
     from bno_quality_gates.fastpath import skip_from_env
     from bno_quality_gates.summary import render_failures
 
-    err = Console(stderr=True, highlight=False)
+    err = safe_console(stderr=True, highlight=False)  # gate names, reasons and output shown as text
     targets: list[tuple[str | None, str | None, str | None]] = [(None, None, base)]  # (ref, commit, base)
     if args.hook == "pre-push":
         targets = _push_targets(args, repo, base, err)
@@ -164,7 +165,7 @@ def run_gates(args: argparse.Namespace, *, repo: Path, config_path: Path, state_
             state_dir=state_dir, db_path=state_dir / STORE_FILE_NAME, commit=commit, subreaper=True,
         )
         if commit is not None and not (args.json or args.quiet):
-            err.print(Text(f"testing {ref or 'HEAD'} at {commit[:12]}"
+            err.print(Text(visible(f"testing {ref or 'HEAD'} at {commit[:12]}")
                            + (f" (changes since {target_base[:12]})" if target_base else " (every pre-push gate)"),
                            style="bold"))
         record = Runner(config, options, on_event=None if (args.json or args.quiet) else _progress(err)).run()
@@ -173,11 +174,11 @@ def run_gates(args: argparse.Namespace, *, repo: Path, config_path: Path, state_
             print(verdict_line(record))
         elif not args.json:
             render_table(record)
-            print(f"records: {record.run_dir}")
+            print(visible(f"records: {record.run_dir}"))
         render_failures(record, err)
         if record.overridden:
-            err.print(f"[yellow]SKIP requested for required gate(s) {', '.join(record.overridden)}: "
-                      "recorded, not green[/]")
+            err.print(Text(visible(f"SKIP requested for required gate(s) {', '.join(record.overridden)}: "
+                                   "recorded, not green"), style="yellow"))
     if args.json:
         print_json(records[0].to_json() if len(records) == 1 else [r.to_json() for r in records])
     return max(r.exit_code for r in records)
@@ -196,8 +197,8 @@ def _push_targets(args: argparse.Namespace, repo: Path, base: str | None,
     targets: list[tuple[str | None, str | None, str | None]] = []
     for ref, local_sha, remote_sha in parse_push_lines(sys.stdin.read()):
         if remote_sha is not None and _commit_of(repo, remote_sha) is None:
-            err.print(Text(f"{ref}: the remote's commit {remote_sha[:12]} is not in this repository (fetch it to "
-                           "test only what changed): every pre-push gate runs", style="yellow"))
+            err.print(Text(visible(f"{ref}: the remote's commit {remote_sha[:12]} is not in this repository "
+                                   "(fetch it to test only what changed): every pre-push gate runs"), style="yellow"))
             remote_sha = None
         targets.append((ref, local_sha, remote_sha))
     return targets

@@ -131,7 +131,7 @@ def render_run(run: RunRecord, console: Any) -> None:
         facts.append(("changed files", ", ".join(run.changed_files[:10]) + more))
     for label, value in facts:
         line = Text(f"{label}: ", style="dim")
-        line.append(value)
+        line.append(visible(value))
         console.print(line)
     render_table(run, console)
 
@@ -182,36 +182,37 @@ def render_failures(run: RunRecord, console: Any, lines: int = TAIL_LINES) -> No
 
     for result, tail, count in failure_tails(run, lines):
         shown = min(lines, count)
-        header = Text(f"── {result.gate} {result.status}: ", style="bold red")
-        header.append(f"last {shown} of {count} line(s) of {result.log_path}" if count > shown
-                      else f"its output ({result.log_path})", style="dim")
+        header = Text(visible(f"── {result.gate} {result.status}: "), style="bold red")
+        header.append(visible(f"last {shown} of {count} line(s) of {result.log_path}" if count > shown
+                              else f"its output ({result.log_path})"), style="dim")
         console.print(header)
         console.print(Text(tail), soft_wrap=True)
 
 
 def render_table(run: RunRecord, console: Any | None = None) -> None:
-    """Print the summary table and the verdict with rich."""
-    from rich.console import Console
+    """Print the summary table and the verdict with rich (gate names, reasons and paths shown as text, never
+    as markup or terminal control)."""
     from rich.table import Table
+    from rich.text import Text
 
     if console is None:
         import sys
 
-        console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"gates run {run.run_id}", show_lines=False)
+        from bno_foundation.terminal import safe_console
+
+        console = safe_console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    table = Table(title=Text(visible(f"gates run {run.run_id}"), style="italic"), show_lines=False)
     for header in HEADERS:
         if header == "detail":
             table.add_column(header, overflow="fold", max_width=70)
         else:
             table.add_column(header, no_wrap=True)
-    from rich.text import Text
-
     for result in run.results:
-        row: list[Any] = [Text(cell) for cell in _row(result)]  # user text: never read as markup
+        row: list[Any] = [Text(visible(cell)) for cell in _row(result)]  # user text: never markup or control
         row[1].stylize(STATUS_STYLE.get(result.status, ""))
         table.add_row(*row)
     console.print(table)
     if run.not_affected:
-        console.print(Text(f"not affected: {', '.join(run.not_affected)}"))
+        console.print(Text(visible(f"not affected: {', '.join(run.not_affected)}")))
     colour = "green" if run.passed else ("yellow" if run.exit_code == 0 else "red")
-    console.print(Text(verdict_line(run), style=colour))
+    console.print(Text(visible(verdict_line(run)), style=colour))

@@ -1,6 +1,6 @@
 """The board's keys, each driven by the Pilot on the shared scenario: `?` help, tab then arrows, add, edit,
-undo, block and escalate with a reason, workflow moves forward and back, saved filters, and the board's
-look without colour and at different widths."""
+delete, undo (of moves, edits, adds and deletes), block and escalate with a reason, workflow moves forward
+and back, saved filters, and the board's look without colour and at different widths."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bno_orchestrator.tui.app import (
     TaskFormScreen,
 )
 from bno_orchestrator.workflow import block_task, move_task, record_verification
-from tests.orchestrator.test_board_app import make_app, painted, selected
+from tests.orchestrator.test_board_app import make_app, painted, selected, shown
 from tests.orchestrator.test_report_weekly import HUMAN, Scenario
 
 
@@ -72,7 +72,7 @@ def test_tab_changes_column_and_arrows_still_move_the_cursor(scenario: Scenario)
     asyncio.run(run())
 
 
-def test_add_and_edit_with_the_form_and_undo_the_edit(scenario: Scenario) -> None:
+def test_add_and_edit_with_the_form_and_undo_the_edit_then_the_add(scenario: Scenario) -> None:
     async def run() -> None:
         app = make_app(scenario)
         async with app.run_test(size=(160, 40)) as pilot:
@@ -113,6 +113,10 @@ def test_add_and_edit_with_the_form_and_undo_the_edit(scenario: Scenario) -> Non
             assert (restored.title, restored.labels) == ("Profile [red]decode[/red]", ["perf", "kv"])
             undo = scenario.store.events(task_id="T-0007")[-1]
             assert undo.kind == "task.edited" and undo.reason.startswith("undo of the edit of T-0007")
+            await pilot.press("u")  # then the add itself: the task is deleted (a new event)
+            await settle(pilot)
+            assert scenario.store.find("T-0007") is None
+            assert scenario.store.events(task_id="T-0007")[-1].reason == "undo of the add of T-0007"
             await pilot.press("u")
             assert app.last_message == "nothing to undo"
     asyncio.run(run())
@@ -311,4 +315,74 @@ def test_text_is_readable_on_dark_and_light_themes(scenario: Scenario) -> None:
                         assert ratio >= (3.0 if text in ("✓", "✗") else 4.5), (theme, text, round(ratio, 2))
                         checked += 1
                 assert checked > 20
+    asyncio.run(run())
+
+
+def test_delete_asks_for_the_reason_and_undo_restores_the_card(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            assert selected(app) == "T-0003"
+            before = scenario.store.task("T-0003")
+            count = scenario.store.event_count()
+            await pilot.press("x")
+            await settle(pilot)
+            assert isinstance(app.screen, PromptScreen) and "Delete T-0003" in app.screen.question
+            await pilot.press("escape")  # cancelled: nothing written
+            await settle(pilot)
+            assert scenario.store.event_count() == count and scenario.store.find("T-0003") is not None
+            await pilot.press("x")
+            await settle(pilot)
+            await pilot.press(*"duplicate", "enter")
+            await settle(pilot)
+            assert scenario.store.find("T-0003") is None
+            deleted = scenario.store.events(task_id="T-0003")[-1]
+            assert (deleted.kind, deleted.reason, deleted.actor) == ("task.deleted", "duplicate", HUMAN)
+            assert "T-0003" not in shown(app)["backlog"] and "T-0003" not in painted(app)
+            assert app.last_message == "deleted T-0003 (u undoes it)"
+            await pilot.press("u")
+            await settle(pilot)
+            restored = scenario.store.task("T-0003")
+            assert restored.model_dump(exclude={"updated_at"}) == before.model_dump(exclude={"updated_at"})
+            last = scenario.store.events(task_id="T-0003")[-1]
+            assert last.kind == "task.restored" and last.payload["undoes"] == deleted.id
+            assert last.reason == "undo of the delete of T-0003"
+            assert "T-0003" in shown(app)["backlog"]
+    asyncio.run(run())
+
+
+def test_undo_of_an_add_deletes_the_new_card(scenario: Scenario) -> None:
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("a")
+            await settle(pilot)
+            await pilot.press(*"Short lived", "enter")
+            await settle(pilot)
+            assert selected(app) == "T-0007" and "T-0007" in shown(app)["backlog"]
+            await pilot.press("u")
+            await settle(pilot)
+            assert scenario.store.find("T-0007") is None and "T-0007" not in shown(app)["backlog"]
+            created, deleted = scenario.store.events(task_id="T-0007")
+            assert deleted.kind == "task.deleted" and deleted.payload["undoes"] == created.id
+            assert app.last_message == "undid the add of T-0007: T-0007 is deleted"
+    asyncio.run(run())
+
+
+def test_delete_of_a_card_others_depend_on_is_refused_on_the_board(scenario: Scenario) -> None:
+    from bno_orchestrator.workflow import edit_task
+
+    edit_task(scenario.store, "T-0006", {"depends_on": ["T-0003"]}, actor=HUMAN)
+
+    async def run() -> None:
+        app = make_app(scenario)
+        async with app.run_test(size=(160, 40)) as pilot:
+            assert selected(app) == "T-0003"
+            await pilot.press("x")
+            await settle(pilot)
+            await pilot.press(*"gone", "enter")
+            await settle(pilot)
+            assert "T-0006 depends on it" in app.last_message and scenario.store.find("T-0003") is not None
+            await pilot.press("u")
+            assert app.last_message == "nothing to undo"
     asyncio.run(run())

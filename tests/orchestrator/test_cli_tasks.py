@@ -171,3 +171,98 @@ def test_text_table_aligns_and_cuts_wide_cells() -> None:
     ]
     assert fit_cell("日本語のタイトル", 7) == "日本語…" and fit_cell("日本語のタイトル", 8) == "日本語… "
     assert fit_cell("tab\there", 8) == "tab here"
+
+
+def test_task_delete_restore_and_undo_through_the_cli(cli: Cli) -> None:
+    cli.json("init")
+    cli.json("task", "add", "base")
+    cli.json("task", "add", "top", "--depends-on", "T-0001")
+    code, _, err = cli.run("task", "delete", "T-0001", "--reason", "not needed")
+    assert code == 2 and "T-0002 depends on it" in err and "--force" in err
+    deleted = cli.json("task", "delete", "T-0001", "--reason", "not needed", "--force")
+    assert deleted["detached"] == ["T-0002"] and deleted["event"]["reason"] == "not needed"
+    assert deleted["event"]["actor"] == "human:tester" and deleted["event"]["kind"] == "task.deleted"
+    assert [t["id"] for t in cli.json("task", "list")["tasks"]] == ["T-0002"]
+    assert cli.json("task", "add", "next")["id"] == "T-0003"  # the deleted id is not reused
+    last = cli.json("task", "show", "T-0002")["events"][-1]  # the dependency edit names why
+    assert last["kind"] == "task.edited" and last["reason"] == "T-0001 deleted"
+
+    restored = cli.json("task", "restore", "T-0001")
+    assert restored["id"] == "T-0001" and restored["title"] == "base" and restored["status"] == "backlog"
+    code, out, _ = cli.run("task", "delete", "T-0003")
+    assert code == 0 and "deleted T-0003" in out and "task restore T-0003" in out
+
+    code, _, err = cli.run("task", "show", "T-0003")
+    assert code == 2 and "T-0003 was deleted (event" in err and "task restore T-0003" in err
+    undone = cli.json("task", "undo")  # the delete of T-0003
+    assert undone["undone"]["kind"] == "task.deleted" and undone["event"]["kind"] == "task.restored"
+    assert undone["task"]["id"] == "T-0003" and undone["event"]["payload"]["undoes"] == undone["undone"]["id"]
+    code, out, _ = cli.run("task", "undo")  # then the restore of T-0001: deleted again
+    assert code == 0 and "deleted T-0001 (undo of its task.restored)" in out
+    code, _, err = cli.run("task", "undo", "--actor", "human:nobody")
+    assert code == 2 and "nothing to undo for human:nobody" in err
+    code, _, err = cli.run("task", "restore", "T-0002")
+    assert code == 2 and "T-0002 is not deleted" in err
+
+
+def test_task_undo_refuses_when_another_actor_changed_the_task(cli: Cli) -> None:
+    cli.json("init")
+    cli.json("task", "add", "one")
+    cli.json("task", "edit", "T-0001", "--title", "two", "--actor", "human:other")
+    code, _, err = cli.run("task", "undo")
+    assert code == 2
+    assert "cannot undo event 1 (task.created of T-0001): T-0001 changed since (event 2, task.edited by human:other)" in err
+    assert cli.json("task", "show", "T-0001")["task"]["title"] == "two"
+
+
+def test_task_edit_adds_and_removes_list_items(cli: Cli) -> None:
+    cli.json("init")
+    cli.json("task", "add", "base")
+    cli.json("task", "add", "x", "--label", "a", "--label", "b", "--assignee", "architect")
+    edited = cli.json("task", "edit", "T-0002", "--add-label", "c", "--remove-label", "a",
+                      "--add-depends-on", "T-0001", "--add-assignee", "code", "--remove-assignee", "architect")
+    assert edited["labels"] == ["b", "c"] and edited["depends_on"] == ["T-0001"] and edited["assignees"] == ["code"]
+    edited = cli.json("task", "edit", "T-0002", "--remove-depends-on", "T-0001")
+    assert edited["depends_on"] == []
+    code, _, err = cli.run("task", "edit", "T-0002", "--remove-label", "zzz")
+    assert code == 2 and "field 'labels' holds no 'zzz' to remove (it holds: b, c)" in err
+    code, _, err = cli.run("task", "edit", "T-0002", "--label", "q", "--add-label", "r")
+    assert code == 2 and "field 'labels': give either the whole list or items to add/remove" in err
+    with pytest.raises(SystemExit) as done:
+        cli.run("task", "edit", "--help")
+    helped = " ".join(cli.capsys.readouterr().out.split())
+    assert done.value.code == 0 and "(repeat for several; replaces the list: --add-/--remove-..." in helped
+    assert "--add-label LABEL add one item to labels" in helped
+
+
+def test_unknown_assignees_are_refused_with_the_known_agents(cli: Cli) -> None:
+    cli.json("init")
+    code, _, err = cli.run("task", "add", "x", "--assignee", "ghost")
+    assert code == 2 and "field 'assignees': unknown agent 'ghost'; known agents: " in err and "architect" in err
+    cli.json("task", "add", "x")
+    for flags in (("--assignee", "ghost"), ("--add-assignee", "ghost"), ("--set", "assignees=[ghost]")):
+        code, _, err = cli.run("task", "edit", "T-0001", *flags)
+        assert code == 2 and "unknown agent 'ghost'" in err, flags
+    assert cli.json("task", "show", "T-0001")["task"]["assignees"] == []
+
+
+HOSTILE_TITLE = "fix [/] and [link=https://evil.example]docs[/link] \x1b]0;x\x07 and NUL \x00 end"
+
+
+def test_a_hostile_title_prints_as_visible_text(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    cli.json("init")
+    code, out, err = cli.run("task", "add", HOSTILE_TITLE)
+    assert code == 0, err
+    assert "[/]" in out and "[link=https://evil.example]" in out and "␛]0;x␇" in out and "␀" in out
+    assert "\x1b" not in out and "\x07" not in out and "\x00" not in out
+    for argv in (("task", "list"), ("task", "show", "T-0001"), ("task", "explain", "T-0001"),
+                 ("task", "delete", "T-0001"), ("task", "undo")):
+        code, out, err = cli.run(*argv)
+        assert code == 0, (argv, err)
+        assert "\x1b" not in out and "\x07" not in out and "\x00" not in out, argv
+    code, out, _ = cli.run("task", "list")
+    assert "fix [/] and [link=https://evil.example]docs[/link] ␛]0;x␇ and NUL ␀ end" in out
+    code, out, _ = cli.run("task", "show", "T-0001")
+    assert "[/]" in " ".join(out.split()) and "␛]0;x␇" in out
+    assert cli.json("task", "show", "T-0001")["task"]["title"] == HOSTILE_TITLE  # stored as given

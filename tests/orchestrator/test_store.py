@@ -195,8 +195,9 @@ def test_event_kinds_are_the_strings_stored_in_the_log(new_store_url: NewStoreUr
     assert {kind.value for kind in EventKind} == {
         "task.created", "task.edited", "task.moved", "task.routed", "task.deferred", "task.escalated",
         "dispatch.started", "dispatch.handoff", "dispatch.finished", "gates.verified", "merge.conflict",
-        "task.landed"}
-    assert {"task.created", "task.edited", "task.moved", "task.routed", "task.escalated"} == PROJECTED_KINDS
+        "task.landed", "task.deleted", "task.restored"}
+    assert {"task.created", "task.edited", "task.moved", "task.routed", "task.escalated", "task.deleted",
+            "task.restored"} == PROJECTED_KINDS
     event = Event.of(TaskMoved("backlog", "assigned"), actor="human:a", task_id="T-0001", reason="by hand")
     assert type(event.kind) is str and event.kind == "task.moved"
     assert event.payload == {"from": "backlog", "to": "assigned"}

@@ -10,10 +10,10 @@ from bno_foundation.cli import print_json
 
 def run(args: argparse.Namespace) -> int:
     """Measure and print a table (or ``--json``), with a progress bar on stderr."""
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bno_bitnet.errors import ConfigError
+    from bno_foundation.terminal import safe_console
     from bno_kernels.bench import BenchError, config_from_args, render, run_bench
 
     try:
@@ -32,11 +32,11 @@ def run(args: argparse.Namespace) -> int:
     except BenchError as exc:
         raise ConfigError(str(exc)) from exc
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=safe_console(stderr=True),
         transient=True,
         disable=args.no_progress,
     ) as bar:

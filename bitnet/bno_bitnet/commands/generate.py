@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from bno_bitnet.errors import CheckpointError, ConfigError, ContextLengthError
 from bno_foundation.cli import print_json
+from bno_foundation.terminal import visible
 
 if TYPE_CHECKING:
     from bno_bitnet.engine import Engine
@@ -138,7 +139,7 @@ def run_generate(args: argparse.Namespace) -> int:
     out: TextIO = sys.stdout
     if args.stream:
         for event in engine.stream(prompts, cfg):
-            out.write(event.text)
+            out.write(visible(event.text))  # model output: its control characters shown, never obeyed
             out.flush()
         out.write("\n")
         out.flush()
@@ -164,7 +165,7 @@ def run_generate(args: argparse.Namespace) -> int:
     for i, result in enumerate(results):
         if len(results) > 1:
             out.write(f"--- [{i}] ({result.finish_reason}, {len(result.token_ids)} tokens)\n")
-        out.write(result.text + "\n")
+        out.write(visible(result.text) + "\n")
     out.flush()
     _print_stats(engine, sys.stderr)
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bno_foundation.cli import EXIT_OK, print_json
+from bno_foundation.terminal import visible
 
 _WEIGHT_FILES = ("config.json", "model.safetensors.index.json")
 _DTYPES = ("float32", "bfloat16", "float16")
@@ -80,7 +81,7 @@ def run_info(args: argparse.Namespace) -> int:
         f"  ternary weights: {report['bits_per_ternary_weight']:.3f} bits/weight packed, "
         f"{report['bits_per_ternary_weight_with_scales']:.3f} with scales"
     )
-    print("\n".join(lines))
+    print(visible("\n".join(lines)))  # names and paths from the model's files: controls shown, never obeyed
     return EXIT_OK
 
 
@@ -114,8 +115,8 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        print(f"wrote {out} ({result['dst_format']}, {len(result['files'])} file(s), "
-              f"{_human(result['file_bytes'])}) from {src} ({info.form})")
+        print(visible(f"wrote {out} ({result['dst_format']}, {len(result['files'])} file(s), "
+                      f"{_human(result['file_bytes'])}) from {src} ({info.form})"))
     return EXIT_OK
 
 

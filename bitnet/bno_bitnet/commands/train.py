@@ -22,6 +22,7 @@ from typing import Any
 
 from bno_bitnet.errors import ConfigError
 from bno_foundation.cli import EXIT_OK, print_json
+from bno_foundation.terminal import visible
 
 # CLI flag -> TrainConfig field (None on the command line means "not given")
 _TRAIN_FLAGS: dict[str, str] = {
@@ -151,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
     if result.replicas_identical is not None:
         print(f"ranks ended with identical weights: {'yes' if result.replicas_identical else 'NO'}")
     if result.checkpoint:
-        print(f"checkpoint: {result.checkpoint}")
+        print(visible(f"checkpoint: {result.checkpoint}"))
     if result.model_dir:
-        print(f"model: {result.model_dir}  (try: bitnet generate {result.model_dir})")
+        print(visible(f"model: {result.model_dir}  (try: bitnet generate {result.model_dir})"))
     else:
         print(f"stopped before the planned {result.total_steps} steps; continue with: "
               f"bitnet train --out {args.out} --resume")

@@ -13,56 +13,54 @@ import argparse
 from typing import Any
 
 from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
-from bno_orchestrator.commands import add_json_flag
-from bno_orchestrator.commands.core_support import console, repo
+from bno_orchestrator.commands import add_json_flag, shown, stdout_console
+from bno_orchestrator.commands.core_support import checked_repo
 
 
 def print_advance(result: Any, indent: str = "") -> None:
     """Show one :class:`~bno_orchestrator.dispatch.advance.AdvanceResult` (task text is never markup)."""
-    from rich.text import Text
-
-    out = console()
+    out = stdout_console()
     for stage in result.stages:
         verification = stage.verification
-        verdict = Text(f"{indent}{stage.state}: ")
+        verdict = shown(f"{indent}{stage.state}: ")
         if verification is not None:
             verdict.append("PASSED" if verification.passed else "FAILED",
                            style="green" if verification.passed else "red")
-            verdict.append(f" {verification.reason}")
+            verdict.append_text(shown(f" {verification.reason}"))
         else:
-            verdict.append(stage.note or "no gate ran", style="yellow")
+            verdict.append_text(shown(stage.note or "no gate ran", "yellow"))
         if stage.moved_to:
-            verdict.append(f" -> {stage.moved_to}")
+            verdict.append_text(shown(f" -> {stage.moved_to}"))
         out.print(verdict)
     if result.conflicts:
-        out.print(Text(f"{indent}merge conflict in: {', '.join(result.conflicts)}", style="red"))
+        out.print(shown(f"{indent}merge conflict in: {', '.join(result.conflicts)}", "red"))
     if result.landing is not None:
         landed = result.landing
         how = (f"pull request {landed.pr_url}" if landed.pr_url
                else f"{landed.strategy} into {landed.target} at {str(landed.commit)[:12]}")
-        out.print(Text(f"{indent}landed: {how}", style="green"))
+        out.print(shown(f"{indent}landed: {how}", "green"))
     for escalation in result.escalations:
-        out.print(Text(f"{indent}escalated: {escalation.rule} -> {', '.join(escalation.agents) or '-'} "
-                       f"({escalation.reason})", style="yellow"))
+        out.print(shown(f"{indent}escalated: {escalation.rule} -> {', '.join(escalation.agents) or '-'} "
+                        f"({escalation.reason})", "yellow"))
     if result.waiting:
-        out.print(Text(f"{indent}{result.waiting}"))
+        out.print(shown(f"{indent}{result.waiting}"))
     if result.failed:
-        out.print(Text(f"{indent}{result.failed}", style="red"))
-    out.print(Text(f"{indent}status: {result.status}"))
+        out.print(shown(f"{indent}{result.failed}", "red"))
+    out.print(shown(f"{indent}status: {result.status}"))
 
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``advance``."""
     from bno_orchestrator.dispatch.advance import advance_task
 
-    results = advance_task(repo(args), args.task_id, approve=args.approve, every=args.all)
+    results = advance_task(checked_repo(args), args.task_id, approve=args.approve, every=args.all)
     if args.json:
         print_json([r.as_json() for r in results])
     else:
         if not results:
-            console().print("no task is in a pipeline state (review ... testing)")
+            stdout_console().print("no task is in a pipeline state (review ... testing)")
         for result in results:
-            console().print(f"{result.task_id} ({result.start})", markup=False)
+            stdout_console().print(f"{result.task_id} ({result.start})")
             print_advance(result, "  ")
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
 

@@ -27,7 +27,10 @@ from bno_orchestrator.paths import config_root
 
 
 def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    """One line on stdout; agent names, paths and file contents show their control characters."""
+    from bno_foundation.terminal import visible
+
+    sys.stdout.write(visible(text) + "\n")
 
 
 def agents_dir(args: argparse.Namespace) -> Path:
@@ -99,7 +102,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             data["rendered"] = rendered
         print_json(data)
     else:
-        sys.stdout.write(rendered if rendered is not None else read_text(path))
+        from bno_foundation.terminal import visible
+
+        sys.stdout.write(visible(rendered if rendered is not None else read_text(path)))
     return EXIT_OK
 
 

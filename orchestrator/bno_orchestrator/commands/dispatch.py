@@ -15,8 +15,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bno_foundation.cli import EXIT_FAILURE, EXIT_OK, print_json
-from bno_orchestrator.commands import add_json_flag
-from bno_orchestrator.commands.core_support import console, repo
+from bno_foundation.terminal import visible
+from bno_orchestrator.commands import add_json_flag, shown, stdout_console
+from bno_orchestrator.commands.core_support import checked_repo
 
 if TYPE_CHECKING:
     from bno_orchestrator.dispatch.progress import Progress
@@ -25,73 +26,70 @@ KINDS = ("claude", "codex", "aider", "gemini", "shell", "manual")
 
 
 def _print(result: Any) -> None:
-    from rich.text import Text
-
+    """The dispatch result on stdout; titles, prompts, agent output and reasons are shown as text."""
     from bno_orchestrator.commands.advance import print_advance
     from bno_orchestrator.money import usd
 
-    out = console()
+    out = stdout_console()
     head = f"attempt {result.attempt}" + (" (dry run: nothing recorded)" if result.dry_run else "")
-    out.print(Text(result.task_id, style="bold") + Text(f" {result.title}: {result.agent} via {result.executor}, {head}"))
-    out.print(f"  worktree: {result.worktree} (branch {result.branch}, base {result.base[:12]})", markup=False)
+    out.print(shown(result.task_id, "bold") + shown(f" {result.title}: {result.agent} via {result.executor}, {head}"))
+    out.print(f"  worktree: {result.worktree} (branch {result.branch}, base {result.base[:12]})")
     if result.argv:
-        shown = [item if len(item) <= 80 else f"{item[:60]}...({len(item)} chars)" for item in result.argv]
-        out.print(f"  argv: {' '.join(shown)}", markup=False)
+        argv = [item if len(item) <= 80 else f"{item[:60]}...({len(item)} chars)" for item in result.argv]
+        out.print(f"  argv: {' '.join(argv)}")
     if result.dry_run:
         out.print("  prompt:")
         for line in (result.prompt or "").splitlines():
-            out.print(f"    {line}", markup=False)
+            out.print(f"    {line}")
     if result.prompt_file:
-        out.print(f"  prompt file: {result.prompt_file}", markup=False)
+        out.print(f"  prompt file: {result.prompt_file}")
     outcome = result.outcome
     if outcome is not None and not outcome.handoff:
         ended = "timed out" if outcome.timed_out else f"exit code {outcome.exit_code}"
-        out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}", markup=False)
+        out.print(f"  executor: {ended} in {outcome.duration:.2f}s, log {outcome.log_file}")
         if outcome.error_kind:
-            out.print(Text("  executor error", style="red") + Text(f": {outcome.error_kind}: {outcome.error or ''}"))
+            out.print(shown("  executor error", "red") + shown(f": {outcome.error_kind}: {outcome.error or ''}"))
         cost = None if outcome.cost_usd is None else usd(outcome.cost_usd)
         stats = [f"{name} {value}" for name, value in (
             ("cost", cost), ("input tokens", outcome.input_tokens),
             ("output tokens", outcome.output_tokens), ("turns", outcome.turns),
             ("session", outcome.session_id)) if value is not None]
         if stats:
-            out.print("  " + ", ".join(stats), markup=False)
+            out.print("  " + ", ".join(stats))
         if outcome.claim:
             first = outcome.claim.strip().splitlines()[0]
-            out.print(f"  agent's claim (not trusted): {first}", markup=False)
+            out.print(f"  agent's claim (not trusted): {first}")
     verification = result.verification
     if verification is not None:
         style = "green" if verification.passed else "red"
         verdict = "PASSED" if verification.passed else "FAILED"
-        out.print(Text("  gates: ") + Text(verdict, style=style) + Text(f" {verification.reason}"))
+        out.print(shown("  gates: ") + shown(verdict, style) + shown(f" {verification.reason}"))
     if result.commit:
-        out.print(f"  committed {result.commit[:12]} on {result.branch}", markup=False)
+        out.print(f"  committed {result.commit[:12]} on {result.branch}")
     if result.advanced is not None:
         print_advance(result.advanced, "  ")
         return
     for escalation in result.escalations:
         agents = ", ".join(escalation.agents) or "-"
-        out.print(Text("  escalated", style="yellow") + Text(f": {escalation.rule} -> {agents} ({escalation.reason})"))
+        out.print(shown("  escalated", "yellow") + shown(f": {escalation.rule} -> {agents} ({escalation.reason})"))
     for note in result.notes:
-        out.print(f"  {note}", markup=False)
+        out.print(f"  {note}")
     if result.status:
-        out.print(f"  status: {result.status}", markup=False)
+        out.print(f"  status: {result.status}")
 
 
 def _progress_printer(*, json_output: bool) -> Callable[[Progress], None]:
     """Live progress lines while the agent works: on the console, or on stderr under ``--json`` (stdout stays
-    one JSON document). The agent's text is shown as text, never as markup."""
-    from rich.text import Text
-
+    one JSON document). The agent's text is shown as text, never as markup or terminal control."""
     styles = {"error": "bold red", "edit": "yellow", "tool": "cyan", "turn": "dim"}
 
     def show(record: Progress) -> None:
         clock = record.time.astimezone().strftime("%H:%M:%S")
         if json_output:
-            print(f"{clock} {record.kind:<7} {record.text}", file=sys.stderr, flush=True)
+            print(visible(f"{clock} {record.kind:<7} {record.text}"), file=sys.stderr, flush=True)
         else:
-            console().print(Text(f"  | {clock} {record.kind:<7} ", style="dim") +
-                            Text(record.text, style=styles.get(record.kind, "")))
+            stdout_console().print(shown(f"  | {clock} {record.kind:<7} ", "dim") +
+                                   shown(record.text, styles.get(record.kind, "")))
     return show
 
 
@@ -99,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``dispatch``."""
     from bno_orchestrator.errors import UserError
 
-    target = repo(args)
+    target = checked_repo(args)  # missing, not git, never set up: refused, nothing created
     if args.cleanup:
         from bno_orchestrator.dispatch.worktree import cleanup
 
@@ -111,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             what = "removed" if report["removed"] else "had no worktree at"
             extra = f"; branch {report['branch']} deleted" if report["branch_deleted"] else ""
-            console().print(f"{args.task_id}: {what} {report['path']}{extra}")
+            stdout_console().print(f"{args.task_id}: {what} {report['path']}{extra}")
         return EXIT_OK
     from bno_orchestrator.dispatch import DispatchOptions, dispatch
 
@@ -127,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
         _print(result)
     outcome = result.outcome
     if outcome is not None and outcome.error_kind is not None:
-        print(f"error: {result.task_id}: the {result.executor} executor failed ({outcome.error_kind}): "
-              f"{(outcome.error or '').strip().splitlines()[0] if outcome.error else 'no message'}; "
-              "no gate ran, the task stays in development", file=sys.stderr)
+        print(visible(f"error: {result.task_id}: the {result.executor} executor failed ({outcome.error_kind}): "
+                      f"{(outcome.error or '').strip().splitlines()[0] if outcome.error else 'no message'}; "
+                      "no gate ran, the task stays in development"), file=sys.stderr)
         return EXIT_FAILURE
     if result.verification is not None and not result.verification.passed:
         return EXIT_FAILURE

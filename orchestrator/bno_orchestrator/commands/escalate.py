@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from bno_foundation.cli import print_json
-from bno_orchestrator.commands import add_json_flag
-from bno_orchestrator.commands.core_support import console, fmt, load, open_store
+from bno_orchestrator.commands import add_json_flag, stdout_console
+from bno_orchestrator.commands.core_support import fmt, load, open_store
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"dry_run": args.dry_run, "escalations": [e.as_json() for e in fired]})
         return 0
-    out = console()
+    out = stdout_console()  # reasons quote user text: shown as text, never as markup
     if not fired:
         out.print("no escalation due")
         return 0

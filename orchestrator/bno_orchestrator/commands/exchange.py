@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bno_foundation.cli import print_json
-from bno_orchestrator.commands import add_json_flag
-from bno_orchestrator.commands.core_support import actor_of, add_actor_flag, console, load, open_store, repo
+from bno_orchestrator.commands import add_json_flag, stdout_console
+from bno_orchestrator.commands.core_support import actor_of, add_actor_flag, load, open_store, repo
 
 DEFAULT_FILE = "tasks.yaml"
 
@@ -28,7 +28,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"path": str(path), "tasks": count, "events": args.events})
     else:
-        console().print(f"exported {count} tasks to {path}")
+        stdout_console().print(f"exported {count} tasks to {path}")
     return 0
 
 
@@ -46,13 +46,12 @@ def run_import(args: argparse.Namespace) -> int:
         print_json({"dry_run": args.dry_run, **report.as_json()})
         return 0
     verb = "would import" if args.dry_run else "imported"
-    out = console()
+    out = stdout_console()  # the lines quote titles and fields: shown as text, never as markup
     for line in report.lines():
-        out.print(line, markup=False, highlight=False)
+        out.print(line)
     out.print(
         f"{verb} {path}: {len(report.created)} created, {len(report.edited)} edited, "
         f"{len(report.moved)} moved, {len(report.unchanged)} unchanged ({report.events} events)",
-        markup=False, highlight=False,
     )
     return 0
 

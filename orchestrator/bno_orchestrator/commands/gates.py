@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bno_foundation.cli import EXIT_OK, print_json
-from bno_orchestrator.commands import add_json_flag, repo_from_args
+from bno_foundation.terminal import visible
+from bno_orchestrator.commands import add_json_flag
+from bno_orchestrator.commands.core_support import checked_repo
 from bno_orchestrator.errors import NotFoundError, UserError
 from bno_orchestrator.paths import gates_file, state_dir, store_path
 
@@ -16,10 +18,10 @@ from bno_orchestrator.paths import gates_file, state_dir, store_path
 def _config(args: argparse.Namespace) -> tuple[Path, Any]:
     from bno_quality_gates.spec import load_gates
 
-    repo = repo_from_args(args)
+    repo = checked_repo(args)
     config = load_gates(gates_file(repo, args.config))
     for warning in config.warnings:  # e.g. a required gate that can only run when another fails
-        print(f"warning: {warning}", file=sys.stderr)
+        print(visible(f"warning: {warning}"), file=sys.stderr)
     return repo, config
 
 
@@ -27,7 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the gates (affected by default; --all, --only, --hook): the gates' own runner, our paths."""
     from bno_quality_gates.cli import run_gates
 
-    repo = repo_from_args(args)
+    repo = checked_repo(args)
     return run_gates(args, repo=repo, config_path=gates_file(repo, args.config), state_dir=state_dir(repo))
 
 
@@ -59,10 +61,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"gates": rows, "last_run": last[0] if last else None})
         return EXIT_OK
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"gates of {repo}")
+    table = Table(title=f"gates of {repo}")  # a safe console: every cell and the title are shown as text
     for column in ("gate", "required", "hooks", "depends", "cache", "last status", "last run"):
         table.add_column(column)
     for row in rows:
@@ -70,11 +71,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             row["gate"], "yes" if row["required"] else "no", ",".join(row["hooks"]), ",".join(row["depends"]),
             row["cache"], row["last_status"] or "-", row["last_run"] or "-",
         )
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = _console()
     console.print(table)
     if last:
         console.print(f"last run {last[0]['run_id']}: {'passed' if last[0]['passed'] else 'not green'}")
     return EXIT_OK
+
+
+def _console() -> Any:
+    """A console on stdout that shows gate names, reasons and paths as text (never markup or control)."""
+    from bno_foundation.terminal import safe_console
+
+    return safe_console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -93,7 +101,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
             }
         )
     elif args.dot:
-        sys.stdout.write(to_dot(graph))
+        sys.stdout.write(visible(to_dot(graph)))
     else:
         for depth, wave in enumerate(levels(graph)):
             for name in wave:
@@ -101,7 +109,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
                 deps = ", ".join(spec.depends) or "-"
                 flags = [f for f, on in (("required", spec.required), ("gpu", spec.resources.gpu > 0),
                                          ("exclusive", spec.exclusive), ("machine-bound", spec.machine_bound)) if on]
-                print(f"{depth}  {name:<14} depends: {deps:<28} {' '.join(flags)}")
+                print(visible(f"{depth}  {name:<14} depends: {deps:<28} {' '.join(flags)}"))
     return EXIT_OK
 
 
@@ -111,7 +119,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from bno_quality_gates.results import ResultsDB
     from bno_quality_gates.summary import status_counts
 
-    repo = repo_from_args(args)
+    repo = checked_repo(args)
     with ResultsDB(store_path(repo)) as db:
         if args.run:
             record = db.run(args.run)
@@ -126,20 +134,20 @@ def cmd_history(args: argparse.Namespace) -> int:
         print_json(data)
         return EXIT_OK
     if args.run:
-        from rich.console import Console
-
         from bno_quality_gates.summary import record_from_json, render_run
 
-        render_run(record_from_json(data), Console(highlight=False, width=None if sys.stdout.isatty() else 160))
+        render_run(record_from_json(data), _console())
         return EXIT_OK
     if args.gate:
         for row in data:
-            print(f"{row['run_id']}  {row['status']:<8} {row['duration']:8.2f}s  attempts {row['attempts']}  {row['reason']}")
+            print(visible(f"{row['run_id']}  {row['status']:<8} {row['duration']:8.2f}s  attempts {row['attempts']}  "
+                          f"{row['reason']}"))
     else:
         for row in data:
             statuses = status_counts(row["statuses"]) or "nothing ran"
             verdict = "passed" if row["passed"] else "NOT GREEN"
-            print(f"{row['run_id']}  {verdict:<9} {row['mode']:<8} {row['finished'] - row['started']:7.2f}s  {statuses}")
+            print(visible(f"{row['run_id']}  {verdict:<9} {row['mode']:<8} {row['finished'] - row['started']:7.2f}s  "
+                          f"{statuses}"))
     return EXIT_OK
 
 
@@ -158,7 +166,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"written": str(path)})
     else:
-        print(f"wrote {path}")
+        print(visible(f"wrote {path}"))
     return EXIT_OK
 
 

@@ -18,13 +18,20 @@ from bno_orchestrator.commands import add_json_flag, repo_from_args
 MANAGER_CHOICES = ("pre-commit", "lefthook", "husky", "git")
 
 
+def _say(text: str, end: str = "\n") -> None:
+    """A line on stdout with its control characters made visible (paths and config values are user text)."""
+    from bno_foundation.terminal import visible
+
+    print(visible(text), end=end)
+
+
 def _print_states(hooks: list[dict[str, Any]]) -> None:
     """One line per hook (state, who runs it, path), then why, when there is something to say."""
     for h in hooks:
         by = f" ({h['manager']})" if h["manager"] else ""
-        print(f"{h['name']:<11} {h['state'] + by:<22} {h['path']}")
+        _say(f"{h['name']:<11} {h['state'] + by:<22} {h['path']}")
         if h["detail"]:
-            print(f"{'':<11} {h['detail']}")
+            _say(f"{'':<11} {h['detail']}")
 
 
 def _gates_config(repo: Path) -> Path | None:
@@ -49,21 +56,21 @@ def cmd_install(args: argparse.Namespace) -> int:
             print_json({"manager": manager, "snippets": snippets})
             return EXIT_OK
         for hook, text in snippets.items():
-            print(f"# {manager}, {hook}:")
-            print(text, end="" if text.endswith("\n") else "\n")
+            _say(f"# {manager}, {hook}:")
+            _say(text, end="" if text.endswith("\n") else "\n")
         return EXIT_OK
     report = install(repo, hooks_path_ok=args.hooks_path_ok, config=config, manager=args.manager,
                      sync=not args.no_sync)
     if args.json:
         print_json(report.to_json())
         return EXIT_OK
-    print(f"hook manager: {report.manager} ({report.reason})")
+    _say(f"hook manager: {report.manager} ({report.reason})")
     for path in dict.fromkeys(report.changed):
-        print(f"changed: {path}")
+        _say(f"changed: {path}")
     if report.sync_command is not None:
         command = shlex.join(report.sync_command)
         why = "" if args.no_sync else f"  ({report.sync_command[0]} was not found here)"
-        print(f"ran: {command}" if report.synced else f"now run: {command}{why}")
+        _say(f"ran: {command}" if report.synced else f"now run: {command}{why}")
     _print_states([h.to_json() for h in report.hooks])
     return EXIT_OK
 
@@ -90,9 +97,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
         return EXIT_FAILURE if broken else EXIT_OK
-    print(f"hooks directory: {info['hooks_dir']}")
-    print(f"core.hooksPath: {info['core_hooks_path'] or '(not set)'}")
-    print(f"hook manager: {info['manager']} ({info['manager_reason']})")
+    _say(f"hooks directory: {info['hooks_dir']}")
+    _say(f"core.hooksPath: {info['core_hooks_path'] or '(not set)'}")
+    _say(f"hook manager: {info['manager']} ({info['manager_reason']})")
     _print_states(hooks)
     return EXIT_FAILURE if broken else EXIT_OK
 

@@ -10,12 +10,14 @@ copies this project's own (the BitNet code base's). Every file is written atomic
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from bno_foundation.cli import print_json
+from bno_foundation.terminal import safe_console, visible
 from bno_orchestrator.commands import add_json_flag
-from bno_orchestrator.commands.core_support import console, repo
+from bno_orchestrator.commands.core_support import repo
 
 COPIED = (("agents", "*.md"), ("workflows", "*.yaml"))
 IGNORE_LINE = ".orchestrator/"
@@ -70,6 +72,11 @@ def init_repo(target: Path, *, force: bool = False, profile: str = "auto") -> di
 
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
+    if not target.is_dir():
+        from bno_orchestrator.errors import UserError
+
+        raise UserError(f"{target}: no such directory: init sets up an existing folder (create it, `git init` it, "
+                        "then run `orchestrator init` there)")
     source = data_root()
     report: dict[str, Any] = {"repo": str(target), "created": [], "overwritten": [], "kept": [], "same": []}
     for rel, text in _texts(source, target, profile, report).items():
@@ -105,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
-    out = console()
+    from rich.text import Text
+
+    out = safe_console(file=sys.stdout, soft_wrap=True)  # paths and notes are shown as text, never markup
     out.print(f"initialised {report['repo']}")
     for key in ("created", "overwritten", "kept", "same"):
         if report[key]:
@@ -114,13 +123,11 @@ def run(args: argparse.Namespace) -> int:
             out.print(f"  {label}: {len(report[key])} file(s){names}")
     found = report["profile"]
     if found["kind"] == "auto":
-        from rich.markup import escape
-
         languages = ", ".join(found["languages"]) or "nothing recognised"
         gates = ", ".join(found["gates"]) or "none"
-        out.print(f"  this repository: {escape(languages)}; gates: {escape(gates)}")
+        out.print(f"  this repository: {languages}; gates: {gates}")
         for note in found["notes"]:
-            out.print(f"  [yellow]note:[/] {escape(note)}")
+            out.print(Text.assemble("  ", ("note:", "yellow"), " ", visible(note)))
     out.print(f"  store: {report['store']} (schema v{report['schema_version']})")
     if "gitignore" in report:
         out.print(f"  .gitignore: {report['gitignore']}")

@@ -116,7 +116,9 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr)
+    from bno_foundation.terminal import visible
+
+    print(visible(message), file=sys.stderr)
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -176,10 +178,10 @@ def run_report(args: argparse.Namespace) -> int:
              f"({report.label}, status {report.status})")
     elif fmt == "json":
         print_json(report.as_json())
-    elif fmt == "html":
-        sys.stdout.write(render_html(report))
-    else:
-        sys.stdout.write(render_markdown(report))
+    else:  # on stdout (a terminal, often): the titles and reasons in it show their control characters
+        from bno_foundation.terminal import visible
+
+        sys.stdout.write(visible(render_html(report) if fmt == "html" else render_markdown(report)))
     return 0
 
 

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from bno_foundation.cli import print_json
-from bno_orchestrator.commands import add_json_flag
-from bno_orchestrator.commands.core_support import console, fmt, load, num, open_store
+from bno_orchestrator.commands import add_json_flag, stdout_console
+from bno_orchestrator.commands.core_support import fmt, load, num, open_store
 from bno_orchestrator.scorers import SCORER_NAMES
 
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     for d in shown:
         table.add_row(d.task_id, num(d.score), str(d.complexity), d.primary or f"({d.outcome})",
                       fmt(list(d.secondary)), d.strategy or "-", d.reasons[0] if d.reasons else "")
-    out = console()
+    out = stdout_console()  # reasons quote user text: shown as text, never as markup
     out.print(table)
     routed = sum(d.routed for d in decisions)
     counts = {k: sum(d.outcome == k for d in decisions) for k in ("deferred", "blocked")}

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from bno_foundation.cli import print_json
-from bno_orchestrator.commands import add_json_flag
-from bno_orchestrator.commands.core_support import console, load, open_store
+from bno_orchestrator.commands import add_json_flag, stdout_console
+from bno_orchestrator.commands.core_support import load, open_store
 
 
 def summary(args: argparse.Namespace) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    out = console()
+    out = stdout_console()  # every cell and line below is shown as text, never as markup
     out.print(f"{data['tasks']} tasks, {data['events']} events in {data['store']}")
     states = Table(title="tasks per state")
     states.add_column("state")

@@ -1,23 +1,52 @@
-"""``orchestrator task add | list | show | edit | move | block | unblock | explain``."""
+"""``orchestrator task add | list | show | edit | move | block | unblock | explain | delete | restore | undo``.
+
+Everything is printed through :func:`bno_foundation.terminal.safe_console`: task titles, labels and reasons
+are user text, shown as text (never read as markup, control characters made visible).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from bno_foundation.cli import print_json
+from bno_foundation.terminal import safe_console, visible
 from bno_orchestrator.commands import add_json_flag
 from bno_orchestrator.commands.core_support import (
     actor_of,
     add_actor_flag,
-    console,
     fmt,
     load,
     num,
     open_store,
 )
 from bno_orchestrator.scorers import SCORER_NAMES
+
+
+def console() -> Any:
+    """A safe Rich console on stdout (markup and emoji off, control characters made visible)."""
+    return safe_console(file=sys.stdout, soft_wrap=False)
+
+
+def _bold(text: str) -> Any:
+    from rich.text import Text
+
+    return Text(visible(text), style="bold")
+
+
+def _line(*parts: str | tuple[str, str]) -> Any:
+    """One line of plain and (text, style) parts, as a Rich ``Text``: user text stays text, its control
+    characters made visible (a ``Text`` bypasses the safe console's own filter)."""
+    from rich.text import Text
+
+    return Text.assemble(*(visible(p) if isinstance(p, str) else (visible(p[0]), p[1]) for p in parts))
+
+
+# the list fields that ``task edit`` can add items to or remove items from: flag stem -> field
+_LIST_FLAGS: dict[str, str] = {"label": "labels", "depends-on": "depends_on", "assignee": "assignees",
+                               "component": "components"}
 
 _INT_FIELDS = ("impact", "urgency", "dependencies", "resources", "risk", "business_value", "time_criticality",
                "risk_reduction", "job_size")
@@ -27,20 +56,28 @@ def _add_field_flags(parser: argparse.ArgumentParser, *, edit: bool) -> None:
     parser.add_argument("--description", default=None)
     parser.add_argument("--type", default=None, help="a task type of routing.yaml (default: implementation)")
     parser.add_argument("--component", action="append", default=None, dest="components",
-                        help="a component id (repeat for several)")
+                        help=f"a component id (repeat for several{'; replaces the list' if edit else ''})")
     parser.add_argument("--complexity", default=None, help="1..4 or simple|medium|high|critical")
     for name in _INT_FIELDS:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, dest=name)
+    replaces = "; replaces the list: --add-/--remove-... change one item" if edit else ""
     parser.add_argument("--depends-on", action="append", default=None, dest="depends_on",
-                        help="a task id this one waits for (repeat for several)")
-    parser.add_argument("--label", action="append", default=None, dest="labels")
+                        help=f"a task id this one waits for (repeat for several{replaces})")
+    parser.add_argument("--label", action="append", default=None, dest="labels",
+                        help=f"a label (repeat for several{replaces})")
     parser.add_argument("--assignee", action="append", default=None, dest="assignees",
-                        help="assign by hand (the router then keeps this choice)")
+                        help=f"assign by hand to a known agent; the router then keeps this choice (repeat for "
+                             f"several{replaces})")
     parser.add_argument("--milestone", default=None)
     parser.add_argument("--phase", default=None)
     parser.add_argument("--estimate", type=float, default=None, help="hours")
     parser.add_argument("--due", default=None, help="ISO date or datetime (UTC)")
     if edit:
+        for stem, field in _LIST_FLAGS.items():
+            parser.add_argument(f"--add-{stem}", action="append", default=None, dest=f"add_{field}",
+                                metavar=stem.upper(), help=f"add one item to {field} (repeatable)")
+            parser.add_argument(f"--remove-{stem}", action="append", default=None, dest=f"remove_{field}",
+                                metavar=stem.upper(), help=f"remove one item from {field} (repeatable)")
         parser.add_argument("--title", default=None)
         parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                             help="set any editable field; VALUE is YAML (e.g. labels=[a, b], impact=null)")
@@ -69,6 +106,16 @@ def _fields(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _list_edits(args: argparse.Namespace, prefix: str) -> dict[str, list[str]]:
+    """The ``--add-*`` (``prefix`` "add") or ``--remove-*`` items, by field."""
+    out: dict[str, list[str]] = {}
+    for field in _LIST_FLAGS.values():
+        items = getattr(args, f"{prefix}_{field}", None)
+        if items:
+            out[field] = list(items)
+    return out
+
+
 def _task_json(task: Any, score: Any = None) -> dict[str, Any]:
     data: dict[str, Any] = task.model_dump(mode="json")
     if score is not None:
@@ -90,11 +137,12 @@ def run_add(args: argparse.Namespace) -> int:
         fields["id"] = args.id
     with open_store(args) as store:
         task = create_task(store, fields, actor=actor_of(args), reason=args.reason,
-                           known_types=config.task_types, known_components=config.components)
+                           known_types=config.task_types, known_components=config.components,
+                           known_agents=config.agents)
     if args.json:
         print_json(_task_json(task))
     else:
-        console().print(f"added [bold]{task.id}[/bold] {task.title} ({task.type}, {task.complexity_name})")
+        console().print(_line("added ", (task.id, "bold"), f" {task.title} ({task.type}, {task.complexity_name})"))
     return 0
 
 
@@ -105,15 +153,17 @@ def run_edit(args: argparse.Namespace) -> int:
 
     config = load(args)
     changes = _fields(args)
-    if not changes:
-        raise UserError("nothing to change: give at least one field flag or --set FIELD=VALUE")
+    add, remove = _list_edits(args, "add"), _list_edits(args, "remove")
+    if not changes and not add and not remove:
+        raise UserError("nothing to change: give at least one field flag, --add-/--remove-... or --set FIELD=VALUE")
     with open_store(args) as store:
         task = edit_task(store, args.id, changes, actor=actor_of(args), reason=args.reason,
-                         known_types=config.task_types, known_components=config.components)
+                         known_types=config.task_types, known_components=config.components,
+                         known_agents=config.agents, add=add, remove=remove)
     if args.json:
         print_json(_task_json(task))
     else:
-        console().print(f"edited [bold]{task.id}[/bold]: {', '.join(sorted(changes))}")
+        console().print(_line("edited ", (task.id, "bold"), f": {', '.join(sorted({*changes, *add, *remove}))}"))
     return 0
 
 
@@ -140,8 +190,9 @@ def run_list(args: argparse.Namespace) -> int:
         print_json({"scorer": args.scorer or scoring.scorer,
                     "tasks": [_task_json(by_id[i], scores[i]) for i in order]})
         return 0
-    rows = [(task.id, task.title, task.type, task.status.value, num(score.value), str(task.complexity),
-             fmt(task.assignees), fmt(list(score.blocked_by)))
+    rows = [tuple(visible(cell) for cell in (
+        task.id, task.title, task.type, task.status.value, num(score.value), str(task.complexity),
+        fmt(task.assignees), fmt(list(score.blocked_by))))
             for task, score in ((by_id[i], scores[i]) for i in order)]
     out = console()
     out.print(f"tasks (scorer: {args.scorer or scoring.scorer}): {len(rows)}", markup=False)
@@ -224,8 +275,13 @@ def run_show(args: argparse.Namespace) -> int:
     config = load(args)
     with open_store(args) as store:
         tasks = store.tasks()
-        task = store.task(args.id)
         events = store.events(task_id=args.id)
+        if store.find(args.id) is None and events and events[-1].kind == EventKind.TASK_DELETED:
+            from bno_orchestrator.errors import NotFoundError
+
+            raise NotFoundError(f"{args.id} was deleted (event {events[-1].id} by {events[-1].actor}); "
+                                f"`orchestrator task restore {args.id}` brings it back")
+        task = store.task(args.id)
         now = store.now()
     score = _scores(config, tasks, None, now)[task.id]
     allowed = config.workflow.targets(task.status.value)
@@ -239,7 +295,7 @@ def run_show(args: argparse.Namespace) -> int:
                     "events": [e.model_dump(mode="json") for e in events]})
         return 0
     out = console()
-    fields = Table(title=f"{task.id}: {task.title}", show_header=False)
+    fields = Table(title=_line(f"{task.id}: {task.title}"), show_header=False)
     fields.add_column("field", style="bold")
     fields.add_column("value")
     for key, value in task.model_dump(mode="json").items():
@@ -271,6 +327,12 @@ def _what(kind: str, payload: dict[str, Any]) -> str:
         return ", ".join(sorted(payload.get("changes", {})))
     if kind == EventKind.TASK_ESCALATED:
         return f"{payload.get('rule')}: {fmt(payload.get('agents'))}"
+    if kind == EventKind.TASK_DELETED:
+        detached = payload.get("detached") or []
+        return f"deleted (was {payload.get('task', {}).get('status')})" + (
+            f"; dependency removed from {fmt(detached)}" if detached else "")
+    if kind == EventKind.TASK_RESTORED:
+        return f"restored (as deleted by event {payload.get('deleted_event')})"
     if kind == EventKind.DISPATCH_FINISHED and "exit_code" in payload:
         parts = [f"exit {payload.get('exit_code')}", f"error {payload.get('error_kind') or '-'}"]
         parts += [f"{label} {payload[key]}" for key, label in (
@@ -297,7 +359,7 @@ def _report_move(args: argparse.Namespace, task: Any, before: str) -> int:
     if args.json:
         print_json({"task": _task_json(task), "from": before, "to": task.status.value})
     else:
-        console().print(f"{task.id}: {before} -> [bold]{task.status.value}[/bold]")
+        console().print(_line(f"{task.id}: {before} -> ", (task.status.value, "bold")))
     return 0
 
 
@@ -338,12 +400,12 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"task_id": task.id, **score.as_json()})
         return 0
-    table = Table(title=f"{task.id} {task.title}: {score.scorer} = {score.formula}")
+    table = Table(title=_line(f"{task.id} {task.title}: {score.scorer} = {score.formula}"))
     for column in ("term", "value", "source", "where it came from"):
         table.add_column(column, justify="right" if column == "value" else "left")
     for term in score.terms:
         table.add_row(term.name, num(term.value), term.source, term.note)
-    table.add_row("[bold]score[/bold]", f"[bold]{num(score.value)}[/bold]", "", "")
+    table.add_row(_bold("score"), _bold(num(score.value)), "", "")
     out = console()
     out.print(table)
     for note in blocking_notes(task, score):
@@ -351,11 +413,58 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_delete(args: argparse.Namespace) -> int:
+    """Handle ``task delete``: a recorded, restorable ``task.deleted`` event."""
+    from bno_orchestrator.workflow import delete_task
+
+    with open_store(args) as store:
+        event = delete_task(store, args.id, actor=actor_of(args), reason=args.reason, force=args.force)
+    detached = list(event.payload.get("detached", []))
+    if args.json:
+        print_json({"deleted": args.id, "event": event.model_dump(mode="json"), "detached": detached})
+        return 0
+    out = console()
+    out.print(_line("deleted ", (args.id, "bold"), f" (event {event.id}; `orchestrator task restore {args.id}` "
+                    "brings it back)"))
+    if detached:
+        out.print(f"removed the dependency on {args.id} from {', '.join(detached)}")
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    """Handle ``task restore``: a deleted task back as it was."""
+    from bno_orchestrator.workflow import restore_task
+
+    with open_store(args) as store:
+        task = restore_task(store, args.id, actor=actor_of(args), reason=args.reason)
+    if args.json:
+        print_json(_task_json(task))
+    else:
+        console().print(_line("restored ", (task.id, "bold"), f" {task.title} ({task.status.value})"))
+    return 0
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    """Handle ``task undo``: the actor's last create, edit, move, delete or restore, inverted by a new event."""
+    from bno_orchestrator.workflow import undo_last
+
+    config = load(args)
+    with open_store(args) as store:
+        done = undo_last(store, config.workflow, actor=actor_of(args))
+    if args.json:
+        print_json({"undone": done.undone.model_dump(mode="json"), "event": done.event.model_dump(mode="json"),
+                    "task": None if done.task is None else _task_json(done.task), "summary": done.summary})
+    else:
+        console().print(_line("undid event ", (str(done.undone.id), "bold"),
+                              f" ({done.undone.kind}): {done.summary} (event {done.event.id})"))
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add ``task`` and its subcommands."""
     from bno_foundation.cli import CliArgumentParser
 
-    task = sub.add_parser("task", help="add, list, show, edit, move, block and explain tasks")
+    task = sub.add_parser("task", help="add, list, show, edit, move, block, explain, delete and undo tasks")
     tsub = task.add_subparsers(title="task commands", metavar="ACTION", parser_class=CliArgumentParser)
 
     add = tsub.add_parser("add", help="add a task to the backlog")
@@ -411,3 +520,25 @@ def register(sub: Any) -> None:
     explain.add_argument("--scorer", choices=SCORER_NAMES, default=None)
     add_json_flag(explain)
     explain.set_defaults(handler=run_explain)
+
+    delete = tsub.add_parser("delete", help="delete a task (recorded as an event; `task restore` brings it back)")
+    delete.add_argument("id")
+    delete.add_argument("--reason", default="", help="why (recorded in the event)")
+    delete.add_argument("--force", action="store_true",
+                        help="also remove it from the dependencies of the tasks that wait for it (each recorded)")
+    add_actor_flag(delete)
+    add_json_flag(delete)
+    delete.set_defaults(handler=run_delete)
+
+    restore = tsub.add_parser("restore", help="bring a deleted task back as it was")
+    restore.add_argument("id")
+    restore.add_argument("--reason", default="", help="why (recorded in the event)")
+    add_actor_flag(restore)
+    add_json_flag(restore)
+    restore.set_defaults(handler=run_restore)
+
+    undo = tsub.add_parser("undo", help="undo the actor's last task create, edit, move, delete or restore "
+                                        "(by a new event)")
+    add_actor_flag(undo)
+    add_json_flag(undo)
+    undo.set_defaults(handler=run_undo)

@@ -12,14 +12,12 @@ import argparse
 from typing import Any
 
 from bno_foundation.cli import print_json
-from bno_orchestrator.commands import add_json_flag, repo_from_args
+from bno_orchestrator.commands import add_json_flag, shown, stdout_console
 
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``worker``."""
-    from rich.text import Text
-
-    from bno_orchestrator.commands.core_support import console, load
+    from bno_orchestrator.commands.core_support import checked_repo, load
     from bno_orchestrator.dispatch.run import DispatchOptions
     from bno_orchestrator.errors import UserError
     from bno_orchestrator.store import Store
@@ -27,15 +25,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.lease <= 0:
         raise UserError(f"--lease must be a positive number of seconds, not {args.lease}")
-    repo = repo_from_args(args)
+    repo = checked_repo(args)  # missing, not git, never set up: refused, nothing created
     config = load(args)
     options = DispatchOptions(executor=args.executor, timeout=args.timeout, advance=not args.no_advance)
-    out = console()
+    out = stdout_console()
 
     def said_claim(lease: Any) -> None:
         if not args.json:
             taken = f" (reclaimed from {lease.reclaimed_from})" if lease.reclaimed_from else ""
-            out.print(Text(f"{lease.worker}: claimed {lease.task_id}, token {lease.token}{taken}"))
+            out.print(shown(f"{lease.worker}: claimed {lease.task_id}, token {lease.token}{taken}"))
 
     report = run_worker(lambda: Store.open(repo), dispatch_runner(repo, options), worker=args.name,
                         lease_s=args.lease, scoring=config.scoring, max_tasks=args.max_tasks,
@@ -45,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
                     "lost": report.lost})
     else:
         for task_id, outcome in report.ran:
-            out.print(Text(f"{report.worker}: {task_id}: {outcome}"))
+            out.print(shown(f"{report.worker}: {task_id}: {outcome}"))
         for task_id in report.lost:
-            out.print(Text(f"{report.worker}: {task_id}: lease lost, its later writes were refused"))
+            out.print(shown(f"{report.worker}: {task_id}: lease lost, its later writes were refused"))
     return 1 if report.lost else 0
 
 

@@ -9,9 +9,10 @@ cards changed. The board polls ``Store.events(since=last_id)`` (another terminal
 
 Keys (``?`` lists them all): ``h/j/k/l`` or arrows and ``tab`` move the cursor, ``H``/``L`` move the card
 back/forward through the workflow, ``m`` offers every allowed move, ``b`` blocks and ``E`` escalates
-(asking for the reason, stored in the event), ``a`` adds, ``e`` edits, ``u`` undoes the board's last
-action, ``/`` filters, ``s`` saves the filter, ``f`` recalls a saved one, ``enter`` toggles the detail pane
-(with the last dispatch attempt and, while it runs, the tail of its live progress file).
+(asking for the reason, stored in the event), ``a`` adds, ``e`` edits, ``x`` deletes (after a confirm that
+asks for the reason), ``u`` undoes the board's last action (a move, an edit, an add or a delete), ``/``
+filters, ``s`` saves the filter, ``f`` recalls a saved one, ``enter`` toggles the detail pane (with the last
+dispatch attempt and, while it runs, the tail of its live progress file).
 
 Information is never carried by colour alone: the cursor is a marker and bold, gate verdicts are ``✓``/
 ``✗``, blocked and escalated cards say so in words; with ``NO_COLOR`` the cards use no colour at all.
@@ -33,9 +34,12 @@ from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.css.query import NoMatches
 from textual.events import Click, MouseScrollDown, MouseScrollUp
+from textual.fuzzy import Matcher
 from textual.geometry import Region
+from textual.markup import escape as escape_markup
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
@@ -44,6 +48,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from bno_foundation.terminal import visible
 from bno_orchestrator.errors import UserError
 from bno_orchestrator.rules import ScoringConfig
 from bno_orchestrator.tui.data import (
@@ -71,7 +76,9 @@ from bno_orchestrator.tui.data import (
 from bno_orchestrator.tui.edits import (
     FORM_FIELDS,
     UndoEntry,
+    add_entry,
     add_from_form,
+    delete_from_board,
     edit_from_form,
     form_values,
     undo,
@@ -80,6 +87,8 @@ from bno_orchestrator.tui.filters import delete_filter, filters_path, load_filte
 from bno_orchestrator.workflow import Workflow
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from bno_orchestrator.store import Store
 
 CARD_HEIGHT = 5  # id and score, two lines of title, agent and flags, a gap
@@ -91,12 +100,13 @@ SELECTED_MARK = "▶"
 
 
 def card_text(card: Card) -> Text:
-    """A card's content in one piece (rich Text, so user text is never read as markup)."""
+    """A card's content in one piece (rich Text, so user text is never read as markup; its control characters
+    are made visible)."""
     text = Text()
-    text.append(card.id, style="bold")
+    text.append(visible(card.id), style="bold")
     text.append(f" {score_label(card.score)} {GATE_BADGES[card.gate]}\n")
-    text.append(card.title)
-    text.append(f"\n{card_flags(card)}")
+    text.append(visible(card.title))
+    text.append(visible(f"\n{card_flags(card)}"))
     return text
 
 
@@ -133,22 +143,22 @@ OUTCOME_STYLES: dict[str, str] = {"ok": "green", "running": "bold cyan", "error"
 
 def detail_text(info: Detail, progress: tuple[ProgressEntry, ...] = (), *, following: bool = False) -> Text:
     """The detail pane's content: every line appended as plain text (a title, an error or an agent's final
-    message is never read as markup). ``progress``: the live tail shown under the last dispatch while
-    ``following`` its progress file."""
+    message is never read as markup, and its control characters are made visible). ``progress``: the live
+    tail shown under the last dispatch while ``following`` its progress file."""
     text = Text()
-    text.append(f"{info.task_id}: {info.title}\n", style="bold")
+    text.append(visible(f"{info.task_id}: {info.title}\n"), style="bold")
     for section in info.sections:
-        text.append(f"\n{section.title}\n", style="bold underline")
+        text.append(visible(f"\n{section.title}\n"), style="bold underline")
         for line in section.lines:
             style = ""
             if section.title == DISPATCH_SECTION and line.startswith("outcome: ") and info.dispatch is not None:
                 style = OUTCOME_STYLES.get(info.dispatch.state, "")
-            text.append(f"  {line}\n", style=style)
+            text.append(visible(f"  {line}\n"), style=style)
         if section.title == DISPATCH_SECTION and following:
             if progress:
                 text.append(f"  progress (last {len(progress)}, live):\n", style="bold")
                 for entry in progress:
-                    text.append(f"    {entry.line()}\n", style=PROGRESS_STYLES.get(entry.kind, ""))
+                    text.append(visible(f"    {entry.line()}\n"), style=PROGRESS_STYLES.get(entry.kind, ""))
             else:
                 text.append("  progress: nothing recorded yet\n", style="italic")
     return text
@@ -363,13 +373,13 @@ class BoardView(Widget, can_focus=False):
         plain = self.rich_style
         base = plain + (self._style("card--selected") if selected else Style())
         gate_style = self._style(f"card--{card.gate}") if card.gate in ("passed", "failed") else Style()
-        head = [(fit(f"{card.id} {score_label(card.score)}", max(inner - 2, 1)), self._style("card--id")),
+        head = [(fit(visible(f"{card.id} {score_label(card.score)}"), max(inner - 2, 1)), self._style("card--id")),
                 (" ", Style()), (GATE_BADGES[card.gate], gate_style)]
-        title = list(truncate(card.title, inner, TITLE_LINES))
+        title = list(truncate(visible(card.title), inner, TITLE_LINES))  # drawn as segments: never markup
         title += [""] * (TITLE_LINES - len(title))
         flag_style = self._style("card--flag") if card.blocked or card.escalation_level else Style()
         rows: list[list[tuple[str, Style]]] = [head, *([(line, Style())] for line in title),
-                                               [(fit(card_flags(card), inner), flag_style)]]
+                                               [(fit(visible(card_flags(card)), inner), flag_style)]]
         strips = []
         for index, row in enumerate(rows):
             mark = SELECTED_MARK if selected and index == 0 else " "
@@ -437,8 +447,8 @@ class MoveScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="move-dialog", classes="dialog"):
-            yield Static(Text(f"Move {self.task_id} from {self.current} to:"), id="move-title")
-            yield OptionList(*[Option(state, id=state) for state in self.allowed], id="move-options")
+            yield Static(Text(visible(f"Move {self.task_id} from {self.current} to:")), id="move-title")
+            yield OptionList(*[Option(Text(visible(state)), id=state) for state in self.allowed], id="move-options")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Close with the chosen state."""
@@ -465,7 +475,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-dialog", classes="dialog"):
-            yield Static(Text(self.question), id="prompt-question")
+            yield Static(Text(visible(self.question)), id="prompt-question")
             yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
             yield Static(Text("enter: ok   escape: cancel"), id="prompt-hint")
 
@@ -497,17 +507,23 @@ class TaskFormScreen(ModalScreen[dict[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="form-dialog", classes="dialog"):
-            yield Static(Text(self.heading, style="bold"))
+            yield Static(Text(visible(self.heading), style="bold"))
             for name in FORM_FIELDS:
                 yield Label(Text(name))
-                yield Input(value=self.values.get(name, ""), id=f"form-{name}",
+                # a stored value is shown with its control characters visible; left as shown, it is kept
+                yield Input(value=visible(self.values.get(name, "")), id=f"form-{name}",
                             placeholder={"priority": "1..5 (blank: default)", "labels": "a, b",
                                          "assignee": "agent id (blank: none)"}.get(name, ""))
             yield Static(Text("enter: save   tab: next field   escape: cancel"), id="form-hint")
 
     def answer(self) -> dict[str, str]:
-        """The fields as typed."""
-        return {name: self.query_one(f"#form-{name}", Input).value for name in FORM_FIELDS}
+        """The fields as typed (a field left as shown keeps its stored value, control characters and all)."""
+        answer = {}
+        for name in FORM_FIELDS:
+            typed = self.query_one(f"#form-{name}", Input).value
+            stored = self.values.get(name, "")
+            answer[name] = stored if typed == visible(stored) else typed
+        return answer
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Save."""
@@ -538,12 +554,12 @@ class PickScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="pick-dialog", classes="dialog"):
-            yield Static(Text(self.heading))
+            yield Static(Text(visible(self.heading)))
             yield OptionList(*self._options(), id="pick-options")
             yield Static(Text("enter: apply   d: delete   escape: cancel"))
 
     def _options(self) -> list[Option]:
-        return [Option(Text(f"{name}: {query}"), id=name) for name, query in self.items.items()]
+        return [Option(Text(visible(f"{name}: {query}")), id=name) for name, query in self.items.items()]
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """Close with the chosen item's name."""
@@ -625,6 +641,7 @@ class BoardScreen(Screen[None]):
         Binding("E", "app.escalate", "Escalate", show=False),
         Binding("a", "app.add", "Add"),
         Binding("e", "app.edit", "Edit"),
+        Binding("x", "app.delete", "Delete (asks why)", show=False),
         Binding("u", "app.undo", "Undo"),
         Binding("slash", "app.filter", "Filter"),
         Binding("s", "app.save_filter", "Save filter", show=False),
@@ -673,6 +690,8 @@ class BoardCommands(Provider):
                     "is:blocked and words"))
         out.append(("Clear filter", app.clear_filter, "show every card"))
         out.append(("Add a task", app.action_add, "title, priority, labels, assignee"))
+        if card is not None:
+            out.append((f"Delete {card.id}", app.action_delete, "asks for the reason; u undoes it"))
         out.append(("Undo the last board action", app.action_undo, "recorded as a new event"))
         out.append(("Toggle detail pane", app.action_toggle_detail, "routing, events, gate history"))
         out.append(("Refresh from the store", app.action_refresh, "re-read tasks and events"))
@@ -680,17 +699,31 @@ class BoardCommands(Provider):
         return out
 
     async def discover(self) -> Hits:
-        """Every command, for an empty query."""
+        """Every command, for an empty query (names and help shown as text: saved filters are user text)."""
         for name, callback, help_text in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)
+            shown = visible(name)
+            yield DiscoveryHit(Content(shown), callback, text=shown, help=escape_markup(visible(help_text)))
 
     async def search(self, query: str) -> Hits:
         """Commands matching ``query``."""
         matcher = self.matcher(query)
         for name, callback, help_text in self._commands():
-            score = matcher.match(name)
+            shown = visible(name)
+            score = matcher.match(shown)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+                yield Hit(score, highlighted(matcher, shown), callback, text=shown,
+                          help=escape_markup(visible(help_text)))
+
+
+def highlighted(matcher: Matcher, candidate: str) -> Content:
+    """``candidate`` as plain text with the characters ``matcher`` matched in its match style (Textual's
+    ``Matcher.highlight`` reads the candidate as markup: a saved filter named ``[/]`` would break it)."""
+    content = Content(candidate)
+    _, offsets = matcher.fuzzy_search.match(matcher.query, candidate)
+    for offset in offsets:
+        if not candidate[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
 
 
 class BoardApp(App[None]):
@@ -851,7 +884,8 @@ class BoardApp(App[None]):
         if self.filter_error:
             parts.append(f"filter not applied: {self.filter_error}")
         parts.append("? keys")
-        self._base().query_one("#status", TextLine).text = Text(" | ".join(parts), no_wrap=True, overflow="ellipsis")
+        self._base().query_one("#status", TextLine).text = Text(visible(" | ".join(parts)), no_wrap=True,
+                                                                 overflow="ellipsis")
 
     def _update_detail(self) -> None:
         if not self.show_detail or self.snapshot is None:
@@ -923,6 +957,13 @@ class BoardApp(App[None]):
             self._update_cursor()
 
     # ------------------------------------------------------------------------------------- moves
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's toast, its message always plain text (``markup`` is ignored): refusals and reasons quote
+        titles and agent names, which are never read as markup, and their control characters are made
+        visible."""
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
 
     def _tell(self, result: MoveResult, title: str) -> None:
         self.last_message = result.message
@@ -1002,6 +1043,7 @@ class BoardApp(App[None]):
             except UserError as exc:
                 self._tell(MoveResult(False, str(exc)), "added")
                 return
+            self.undo_stack.append(add_entry(self.store, task))
             self._tell(MoveResult(True, f"added {task.id}"), "added")
             self.sync(keep=task.id)
 
@@ -1031,8 +1073,29 @@ class BoardApp(App[None]):
 
         self.push_screen(TaskFormScreen(f"Edit {task.id}", form_values(task)), saved)
 
+    def action_delete(self) -> None:
+        """Delete the selected card after a confirm that asks for the reason (recorded in the event; ``u``
+        restores it). A card other tasks depend on is refused, naming them."""
+        card = self.selected_card()
+        task = self.snapshot.tasks.get(card.id) if card is not None and self.snapshot else None
+        if task is None:
+            self.notify("no card selected", severity="warning")
+            return
+
+        def answered(reason: str | None) -> None:
+            if not reason:
+                return
+            result, entry = delete_from_board(self.store, task, reason, actor=self.actor)
+            self._tell(result, "deleted")
+            if entry is not None:
+                self.undo_stack.append(entry)
+                self.sync()
+
+        self.push_screen(PromptScreen(f"Delete {task.id} ({visible(task.title)})? Give the reason to confirm "
+                                      "(escape cancels)", placeholder="why it goes"), answered)
+
     def action_undo(self) -> None:
-        """Undo the board's last move or edit (written as a new event)."""
+        """Undo the board's last move, edit, add or delete (written as a new event)."""
         if not self.undo_stack:
             self._tell(MoveResult(False, "nothing to undo"), "undone")
             return

@@ -581,6 +581,8 @@ def detail(snapshot: Snapshot, task_id: str, workflow: Workflow, actor: str) -> 
         fields.append(f"blocked: {task.blocked_reason}")
     if task.due:
         fields.append(f"due {task.due:%Y-%m-%d %H:%M}")
+    if task.description.strip():
+        fields += ["description:", *(f"  {line}" for line in task.description.strip("\n").splitlines())]
     allowed = workflow.allowed(task, actor)
     moves = workflow.targets(task.status.value)
     move_lines = [f"{actor} may move it to: {', '.join(allowed) or 'nowhere'}"]

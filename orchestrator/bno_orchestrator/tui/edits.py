@@ -2,9 +2,10 @@
 
 :func:`form_fields` turns the form's text fields (title, priority, labels, assignee) into task fields;
 :func:`add_from_form` and :func:`edit_from_form` write them through :mod:`bno_orchestrator.workflow`
-(so the store's rules and events apply as for the CLI). Each board action that changes the store leaves an
-:class:`UndoEntry`; :func:`undo` writes the inverse as a new event (the log is append-only: an undo is
-recorded, never erased). No Textual here.
+(so the store's rules and events apply as for the CLI); :func:`delete_from_board` deletes a card with the
+reason given. Each board action that changes the store leaves an :class:`UndoEntry`; :func:`undo` writes
+the inverse as a new event (the log is append-only: an undo is recorded, never erased): a move back, the
+previous values, a delete of an added task, a restore of a deleted one. No Textual here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bno_orchestrator.errors import UserError
 from bno_orchestrator.tui.data import MoveResult, move_card
-from bno_orchestrator.workflow import Workflow, create_task, edit_task
+from bno_orchestrator.workflow import Workflow, create_task, delete_task, edit_task, restore_task
 
 if TYPE_CHECKING:
     from bno_orchestrator.models import Task
@@ -51,8 +52,9 @@ def form_fields(values: Mapping[str, str]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class UndoEntry:
-    """A board action that can be undone: ``kind`` ``move`` (``data``: the state it left) or ``edit``
-    (``data``: the fields' previous values)."""
+    """A board action that can be undone: ``kind`` ``move`` (``data``: the state it left), ``edit``
+    (``data``: the fields' previous values), ``add`` or ``delete`` (``data``: ``event``, the id of the
+    event that created or deleted the task, which the undo names)."""
 
     kind: str
     task_id: str
@@ -64,6 +66,27 @@ def add_from_form(store: Store, values: Mapping[str, str], *, actor: str,
                   known_types: set[str] | None = None) -> Task:
     """Create a task from the add form."""
     return create_task(store, form_fields(values), actor=actor, reason="added on the board", known_types=known_types)
+
+
+def add_entry(store: Store, task: Task) -> UndoEntry:
+    """The entry that undoes the creation of ``task`` (a delete naming its ``task.created`` event)."""
+    from bno_orchestrator.events import EventKind
+
+    created = store.events(task_id=task.id, kind=EventKind.TASK_CREATED.value)
+    return UndoEntry("add", task.id, f"add of {task.id}", {"event": created[-1].id if created else None})
+
+
+def delete_from_board(store: Store, task: Task, reason: str, *, actor: str) -> tuple[MoveResult, UndoEntry | None]:
+    """Delete ``task`` with ``reason`` (refused, saying why, when other tasks depend on it: the board never
+    forces); the result and the entry that undoes it (a restore)."""
+    if not reason.strip():
+        return MoveResult(False, "a delete needs a reason"), None
+    try:
+        event = delete_task(store, task.id, actor=actor, reason=reason.strip())
+    except UserError as exc:
+        return MoveResult(False, str(exc)), None
+    entry = UndoEntry("delete", task.id, f"delete of {task.id}", {"event": event.id})
+    return MoveResult(True, f"deleted {task.id} (u undoes it)"), entry
 
 
 def edit_from_form(store: Store, task: Task, values: Mapping[str, str], *, actor: str) -> tuple[Task, UndoEntry | None]:
@@ -96,4 +119,18 @@ def undo(store: Store, workflow: Workflow, entry: UndoEntry, *, actor: str) -> M
         except UserError as exc:
             return MoveResult(False, f"cannot undo the {entry.label}: {exc}")
         return MoveResult(True, f"undid the {entry.label}", task)
+    undoes = entry.data.get("event")
+    undoes = undoes if isinstance(undoes, int) else None
+    if entry.kind == "add":
+        try:
+            delete_task(store, entry.task_id, actor=actor, reason=reason, undoes=undoes)
+        except UserError as exc:
+            return MoveResult(False, f"cannot undo the {entry.label}: {exc}")
+        return MoveResult(True, f"undid the {entry.label}: {entry.task_id} is deleted")
+    if entry.kind == "delete":
+        try:
+            task = restore_task(store, entry.task_id, actor=actor, reason=reason, undoes=undoes)
+        except UserError as exc:
+            return MoveResult(False, f"cannot undo the {entry.label}: {exc}")
+        return MoveResult(True, f"undid the {entry.label}: {entry.task_id} is back in {task.status.value}", task)
     raise ValueError(f"unknown undo entry kind {entry.kind!r}")
