@@ -26,10 +26,12 @@ import argparse
 import contextlib
 import datetime as dt
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 from bno_foundation.cli import print_json
 from bno_orchestrator.commands import add_json_flag, repo_from_args
@@ -96,8 +98,10 @@ class Inspection:
 
 
 def _open_salvage(path: Path) -> sqlite3.Connection:
+
     """``path`` opened strictly read-only, without the checks that refuse damaged files (what check and
     recover read): ``immutable`` unless a pending ``-wal`` beside it may hold committed pages."""
+    import sqlite3
     from urllib.parse import quote
 
     wal = Path(f"{path}-wal")
@@ -145,7 +149,10 @@ def _check_log(inspection: Inspection, rows: list[tuple[Any, ...]], task_rows: l
 
 
 def inspect_sqlite(path: Path) -> Inspection:
+
     """Check the SQLite store file ``path`` without changing it (see the module docstring)."""
+    import sqlite3
+
     from bno_foundation.sqlite import EMPTY, NOT_A_DATABASE, inspect_file
     from bno_orchestrator.store import EVENT_COLUMNS
     from bno_orchestrator.store_schema import COMPONENT, SCHEMA_VERSION
@@ -260,8 +267,11 @@ def _backup_name(path: Path, now: dt.datetime) -> Path:
 
 
 def _copy_other_tables(old: sqlite3.Connection, new: Path) -> list[str]:
+
     """Copy every table but the store's own (the gate records of other components, their schema rows) and the
     leases from ``old`` into the file ``new``; returns what could not be copied."""
+    import sqlite3
+
     from bno_orchestrator.store_schema import COMPONENT
 
     left_out: list[str] = []
