@@ -54,16 +54,9 @@ def processes_with_env(name: str, value: str) -> list[int]:
 
 
 def is_running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (not a zombie)."""
-    return _running(pid)
-
-
-def _running(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "State:\tZ" not in status
+    """Whether ``pid`` is a live process (not a zombie; False where there is no ``/proc``)."""
+    info = _proc_info(pid)
+    return info is not None and not info.zombie
 
 
 def stop_processes(pids: Iterable[int], *, grace: float = 2.0) -> list[int]:
@@ -74,10 +67,10 @@ def stop_processes(pids: Iterable[int], *, grace: float = 2.0) -> list[int]:
             os.kill(pid, signal.SIGTERM)
             signalled.append(pid)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_running(pid) for pid in signalled):
+    while time.monotonic() < deadline and any(is_running(pid) for pid in signalled):
         time.sleep(0.05)
     for pid in signalled:
-        if _running(pid):
+        if is_running(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
     return signalled
@@ -111,21 +104,24 @@ class _ProcInfo:
     zombie: bool
 
 
+def _proc_info(pid: int) -> _ProcInfo | None:
+    """Parent, process group, session and zombie state of ``pid`` from ``/proc/PID/stat``; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().decode("ascii", errors="replace").rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    if len(fields) < 4:
+        return None
+    return _ProcInfo(int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in ("Z", "X"))
+
+
 def _process_table() -> dict[int, _ProcInfo]:
     """Every process in ``/proc``: parent, process group, session, whether it is a zombie."""
     table: dict[int, _ProcInfo] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read().decode("ascii", errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) < 4:
-            continue
-        table[int(entry.name)] = _ProcInfo(int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in ("Z", "X"))
+        if entry.name.isdigit() and (info := _proc_info(int(entry.name))) is not None:
+            table[int(entry.name)] = info
     return table
 
 
@@ -161,15 +157,6 @@ def process_tree(root: int, marker: bytes | None) -> tuple[set[int], set[int]]:
         members.add(pid)
         stack.extend(children.get(pid, []))
     return {p for p in members if not table[p].zombie}, {p for p in members if table[p].zombie}
-
-
-def _proc_info(pid: int) -> _ProcInfo | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().decode("ascii", errors="replace").rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
-    return _ProcInfo(int(fields[1]), int(fields[2]), int(fields[3]), fields[0] in ("Z", "X"))
 
 
 def _reap(found: set[int], keep: int | None) -> set[int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bno_foundation.processes import is_running, processes_with_env
 from bno_orchestrator.store import Store
 from tests.orchestrator.dispatch_helpers import (
     add_routed_task,
@@ -28,14 +29,6 @@ child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 pathlib.Path(sys.argv[1], "..", "pids").resolve().write_text(f"{os.getpid()} {child.pid}")
 time.sleep(600)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "State:\tZ" not in state  # a zombie waiting to be reaped by init has stopped running
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
@@ -55,16 +48,16 @@ def test_a_signal_stops_the_agent_group_and_records_an_interrupted_attempt(tmp_p
         time.sleep(0.1)
     assert pids_file.exists(), proc.communicate(timeout=30)
     agent_pid, child_pid = (int(p) for p in pids_file.read_text().split())
-    assert _alive(agent_pid) and _alive(child_pid)
+    assert is_running(agent_pid) and is_running(child_pid)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, (out, err)
     name = signal.Signals(signum).name
     assert "interrupted" in err or name in err
     deadline = time.monotonic() + 10
-    while (_alive(agent_pid) or _alive(child_pid)) and time.monotonic() < deadline:
+    while (is_running(agent_pid) or is_running(child_pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(agent_pid) and not _alive(child_pid)  # the whole process group is gone
+    assert not is_running(agent_pid) and not is_running(child_pid)  # the whole process group is gone
     with Store.open(repo) as store:
         finished = store.events(task_id="T-1", kind="dispatch.finished")
         task = store.task("T-1")
@@ -114,16 +107,7 @@ class StallingServer:
 
 def _agent_processes(worktree: Path) -> list[int]:
     """Processes started for the attempt in ``worktree`` (their environment names it)."""
-    marker = f"ORCHESTRATOR_WORKTREE={worktree}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0") and _alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    return processes_with_env("ORCHESTRATOR_WORKTREE", str(worktree))
 
 
 CLI_ENV = {"claude": ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "", None),
@@ -202,10 +186,10 @@ def test_kill_9_of_the_orchestrator_leaves_nothing_a_second_dispatch_does_not_re
     proc.kill()
     proc.communicate(timeout=30)
     deadline = time.monotonic() + 10
-    while _alive(agent_pid) and time.monotonic() < deadline:
+    while is_running(agent_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(agent_pid)  # the parent-death signal reached the agent
-    assert _alive(child_pid)  # ... but not what it started in another session: only the next dispatch can
+    assert not is_running(agent_pid)  # the parent-death signal reached the agent
+    assert is_running(child_pid)  # ... but not what it started in another session: only the next dispatch can
     with Store.open(repo) as store:
         assert store.events(task_id="T-1", kind="dispatch.finished") == []
     worktree = repo / ".orchestrator" / "worktrees" / "T-1"
@@ -215,9 +199,9 @@ def test_kill_9_of_the_orchestrator_leaves_nothing_a_second_dispatch_does_not_re
     assert second.returncode == 0, (second.stdout, second.stderr)
     assert "left open by an orchestrator that died" in second.stdout + second.stderr
     deadline = time.monotonic() + 10
-    while _alive(child_pid) and time.monotonic() < deadline:
+    while is_running(child_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(child_pid)
+    assert not is_running(child_pid)
     with Store.open(repo) as store:
         finished = store.events(task_id="T-1", kind="dispatch.finished")
     assert [(e.payload["attempt"], e.payload.get("interrupted", False)) for e in finished] == [(1, True), (2, False)]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bno_foundation.processes import is_running
+
 PY = sys.executable
 
 
@@ -64,15 +66,7 @@ def write_gates(repo: Path, body: str) -> Path:
 
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists; a zombie (dead, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return is_running(pid)
 
 
 def survivors(pids: list[int], within: float = 5.0) -> list[int]:
