@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bno_orchestrator import clock
+
 if TYPE_CHECKING:
     from bno_orchestrator.events import EventPayload
 
@@ -28,9 +30,7 @@ TASK_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC: the orchestrator's one clock (:mod:`bno_orchestrator.clock`),
     fixed by ``--now`` or ``ORCHESTRATOR_NOW`` when given, else the system clock."""
-    from bno_orchestrator.clock import now
-
-    return now()
+    return clock.now()
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
