@@ -38,6 +38,13 @@ def _show(match: re.Match[str]) -> str:
     return _PICTURES.get(code) or f"\\u{code:04x}"
 
 
+def escaped(char: str) -> str:
+    """One character as a Python-style escape (``\\x1b``, ``\\u202e``): the form gate logs and JUnit
+    reports use to show a character they cannot carry."""
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def visible(text: str) -> str:
     """``text`` with its control characters made visible (newlines and tabs kept)."""
     return _CONTROL.sub(_show, text)

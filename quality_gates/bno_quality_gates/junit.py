@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bno_foundation.atomic import atomic_write
+from bno_foundation.terminal import escaped
 from bno_quality_gates.errors import GateError
 from bno_quality_gates.results import GateResult, RunRecord
 from bno_quality_gates.status import GateStatus
@@ -93,12 +94,7 @@ def xml_safe(text: str) -> str:
     (C0 but tab, newline and carriage return; DEL and C1), lone surrogates and U+FFFE/U+FFFF shown as
     ``\\xNN`` / ``\\uNNNN`` text. ElementTree escapes ``&``, ``<``, ``>`` and quotes itself, so ``]]>`` is
     harmless."""
-    return _NOT_XML.sub(_visible, _ANSI.sub("", text))
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _NOT_XML.sub(lambda match: escaped(match.group()), _ANSI.sub("", text))
 
 
 _ANSI = re.compile(

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bno_foundation.terminal import escaped
 from bno_quality_gates.results import GateResult, RunRecord
 
 STATUS_STYLE: dict[str, str] = {
@@ -149,8 +150,7 @@ def visible(text: str) -> str:
         if ch in _KEPT_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cf"):
             out.append(ch)
         else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+            out.append(escaped(ch))
     return "".join(out)
 
 
