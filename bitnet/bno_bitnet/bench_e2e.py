@@ -125,6 +125,13 @@ class Measurement:
     build_s: float
     repeats: int
     notes: list[str] = field(default_factory=list)
+    head: str = "float"  # the head precision: float (the embedding's dtype), int8 or q4
+    bytes_per_token: int = 0  # weight bytes one decode step reads: packed ternary + scales + the head
+    decode_bytes_per_s: float = 0.0  # bytes_per_token x decode tokens/s
+    read_bytes_per_s: float = 0.0  # the machine's read bandwidth, measured by the kernels' threads in this phase
+    logits_rel_rms_error: float | None = None  # vs the float head on the prompt: rms(err) / rms(float logits)
+    logits_max_abs_error: float | None = None  # vs the float head, over every prompt position and token
+    top1_agreement: float | None = None  # share of prompt positions whose argmax token equals the float head's
 
 
 @dataclass
@@ -246,6 +253,7 @@ class _Phase:
     model_dir: str | None
     int8_head: bool = False
     int8_embedding: bool = False  # with int8_head: the tied embedding looked up in the int8 table
+    head: str = "float"  # head precision of ours: float, int8 or q4 (int8_head means int8)
     hf_dtype: str = "bfloat16"
     save_to: str | None = None
 
@@ -263,15 +271,10 @@ def _build(phase: _Phase) -> tuple[nn.Module, Callable[[nn.Module], Callable[[li
 
     if phase.kind == "ours":
         if phase.model_dir is None:
-            model: nn.Module = shapes.build_random_model(_phase_config(phase), seed=phase.seed,
-                                                         lm_head_int8=phase.int8_head,
-                                                         int8_embedding=phase.int8_embedding)
+            model: nn.Module = shapes.build_random_model(_phase_config(phase), seed=phase.seed)
         else:
             model = from_pretrained(Path(phase.model_dir), mode="inference", dtype=torch.float32,
-                                    embed_dtype=torch.bfloat16,  # fp32 activations, half-size embedding table
-                                    lm_head_int8=phase.int8_head and not phase.int8_embedding)
-            if phase.int8_embedding:
-                model = shapes.use_int8_head(model, int8_embedding=True)
+                                    embed_dtype=torch.bfloat16)  # fp32 activations, half-size embedding table
         return model, _engine_runner
     if phase.kind == "dense":
         if phase.model_dir is None:
@@ -302,10 +305,14 @@ def _run_phase(phase: _Phase) -> Measurement | None:
     reset_peak_rss()
     t0 = time.perf_counter()
     model, make_runner = _build(phase)
+    head_error: dict[str, float] = {}
+    if phase.kind == "ours":
+        head_error = _quantize_head(model, phase)
     build_s = time.perf_counter() - t0
     gc.collect()
     model_rss = rss_bytes() - base
     nbytes = tensor_bytes(model)
+    step_bytes = decode_bytes_per_token(model) if phase.kind == "ours" else dense_bytes_per_token(model)
     runner = make_runner(model)
     prompt, new_tokens = phase.prompt, phase.new_tokens
     runner(prompt[: min(len(prompt), 16)], 4)  # warm-up: first-call allocations and lazy setup
@@ -313,6 +320,7 @@ def _run_phase(phase: _Phase) -> Measurement | None:
     peak = peak_rss_bytes()
     del runner, model
     gc.collect()
+    read_bw = measure_read_bandwidth()
     prefill = statistics.median(r.prefill_s for r in runs)
     decode = statistics.median(r.decode_s for r in runs)
     steps = runs[0].decode_steps
@@ -325,8 +333,61 @@ def _run_phase(phase: _Phase) -> Measurement | None:
         prefill_cpu_s=statistics.median(r.prefill_cpu_s for r in runs),
         decode_cpu_ms_per_token=1000 * statistics.median(r.decode_cpu_s for r in runs) / max(steps, 1),
         peak_rss_bytes=peak, model_rss_bytes=model_rss, tensor_bytes=nbytes, build_s=build_s,
-        repeats=phase.repeats,
+        repeats=phase.repeats, head=phase.head if phase.kind == "ours" else "",
+        bytes_per_token=step_bytes, decode_bytes_per_s=step_bytes * (steps / decode if decode > 0 else 0.0),
+        read_bytes_per_s=read_bw,
+        logits_rel_rms_error=head_error.get("rel_rms"), logits_max_abs_error=head_error.get("max_abs"),
+        top1_agreement=head_error.get("top1"),
     )
+
+
+def _quantize_head(model: nn.Module, phase: _Phase) -> dict[str, float]:
+    """Switch ours to the phase's head precision; with a quantized head, its logits error against the float
+    head on the phase's prompt (one forward pass each)."""
+    from bno_bitnet.model import BitNetForCausalLM
+
+    assert isinstance(model, BitNetForCausalLM)
+    if phase.head == "float":
+        return {}
+    ids = torch.tensor([phase.prompt], dtype=torch.long)  # (1, P)
+    with torch.inference_mode():
+        ref = model(ids)[0]  # (P, V) float head
+        model.quantize_head(phase.head, int8_embedding=phase.int8_embedding)
+        got = model(ids)[0]  # (P, V)
+    err = got - ref
+    return {
+        "rel_rms": float(err.square().mean().sqrt() / ref.square().mean().sqrt().clamp(min=1e-30)),
+        "max_abs": float(err.abs().max()),
+        "top1": float((got.argmax(-1) == ref.argmax(-1)).float().mean()),
+    }
+
+
+def decode_bytes_per_token(model: nn.Module) -> int:
+    """Weight bytes one batch-1 decode step of ours reads: packed ternary weights and their scales, the head
+    (float, int8 or q4 table) and one embedding row."""
+    report = model.memory_report()  # type: ignore[operator]
+    config: Any = getattr(model, "config")  # noqa: B009
+    embedding = report["embedding"] // max(int(config.vocab_size), 1)  # one row (0 with the int8 embedding)
+    head = report["lm_head"] + report["lm_head_int8"] + report["lm_head_q4"]
+    if head == 0:  # tied float head: the embedding table itself
+        head = report["embedding"]
+    return int(report["ternary_packed"] + report["ternary_scales"] + head + embedding)
+
+
+def dense_bytes_per_token(model: nn.Module) -> int:
+    """Weight bytes one decode step of a dense model reads, taken as all its parameters (a tied table counts
+    once, as the head; an untied embedding table is over-counted: a step reads one row of it)."""
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
+    return int(total)
+
+
+def measure_read_bandwidth(nbytes: int = 512 * MIB) -> float:
+    """The read bandwidth of the native kernels' threads over ``nbytes`` (0.0 without the native kernel)."""
+    from bno_kernels.cpu import ops
+
+    if not ops.available():
+        return 0.0
+    return ops.read_bandwidth(nbytes, repeats=3)
 
 
 def _execute(phase: _Phase, isolate: bool) -> Measurement | None:
@@ -377,7 +438,7 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
             prompt_len: int = 128, new_tokens: int = 32, layers: int | None = None,
             compare: Sequence[str] = COMPARES, compare_layers: int | None = None, int8_head: bool = False,
             int8_embedding: bool = False, repeats: int = 1, seed: int = 0, hf_dtype: str = "bfloat16", isolate: bool = True,
-            log: Callable[[str], None] | None = None) -> E2EReport:
+            log: Callable[[str], None] | None = None, heads: Sequence[str] = ()) -> E2EReport:
     """Measure ours (and ``compare`` baselines) on a shape's random weights or a model directory.
 
     ``isolate`` runs each model in a fresh process (spawn), so each peak RSS and model RSS is its own.
@@ -398,6 +459,14 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
         raise ConfigError(f"--threads: must be >= 1, got {threads}")
     if hf_dtype not in ("bfloat16", "float32"):
         raise ConfigError(f"--hf-dtype: expected bfloat16 or float32, got {hf_dtype!r}")
+    from bno_bitnet.model import HEAD_PRECISIONS
+
+    extra_heads = [h for h in dict.fromkeys(heads) if h != "float"]
+    for h in extra_heads:
+        if h not in HEAD_PRECISIONS:
+            raise ConfigError(f"--head: unknown precision {h!r}; expected {', '.join(HEAD_PRECISIONS)}")
+    if int8_head and "int8" not in extra_heads:
+        extra_heads.insert(0, "int8")
     n_threads = threads if threads is not None else torch.get_num_threads()
     notes: list[str] = []
     compare = list(dict.fromkeys(compare))
@@ -458,12 +527,14 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
     ours_full = measure(phase("bitnet (packed)", "ours", full_layers))
     measurements.append(ours_full)
     ours_int8: Measurement | None = None
-    if int8_head:
-        ours_int8 = measure(phase("bitnet (packed, int8 head)", "ours", full_layers, int8_head=True))
-        measurements.append(ours_int8)
+    for head in extra_heads:
+        m = measure(phase(f"bitnet (packed, {head} head)", "ours", full_layers, int8_head=head == "int8", head=head))
+        measurements.append(m)
+        if head == "int8":
+            ours_int8 = m
     if int8_embedding:
         measurements.append(measure(phase("bitnet (packed, int8 head+embedding)", "ours",
-                                          full_layers, int8_head=True, int8_embedding=True)))
+                                          full_layers, int8_head=True, int8_embedding=True, head="int8")))
     ratios: dict[str, float] = {}
     if compare_depth is not None:
         ours_cmp = ours_full
@@ -555,6 +626,21 @@ def format_report(report: E2EReport) -> str:
             f"{m.time_to_first_token_s * 1000:>9.1f} {m.decode_cpu_ms_per_token:>10.1f} {m.peak_rss_bytes / MIB:>12.0f} "
             f"{m.model_rss_bytes / MIB:>13.0f} {m.tensor_bytes / MIB:>11.0f}"
         )
+    bandwidth = [m for m in report.measurements if m.bytes_per_token and m.read_bytes_per_s]
+    if bandwidth:
+        lines.append("")
+        lines.append("decode bandwidth (weight bytes read per token x tokens/s, against the read bandwidth the kernels' "
+                     "threads measured in the same phase):")
+        for m in bandwidth:
+            lines.append(f"  {m.name:<40} {m.bytes_per_token / 1e6:8.0f} MB/token  {m.decode_bytes_per_s / 1e9:6.1f} GB/s "
+                         f"of {m.read_bytes_per_s / 1e9:5.1f} GB/s read ({100 * m.decode_bytes_per_s / m.read_bytes_per_s:3.0f}%)")
+    errors = [m for m in report.measurements if m.logits_rel_rms_error is not None]
+    if errors:
+        lines.append("")
+        lines.append("head precision vs the float head (logits of every prompt position):")
+        for m in errors:
+            lines.append(f"  {m.name:<40} relative rms error {m.logits_rel_rms_error:.2e}, max abs error "
+                         f"{m.logits_max_abs_error:.3g}, top-1 agreement {100 * (m.top1_agreement or 0.0):.1f}%")
     if report.ratios:
         lines.append("")
         lines.append(f"ratios (ours / baseline, equal depth {report.compare_layers} layers; > 1 means ours is better):")
@@ -584,3 +670,14 @@ def parse_compare(text: str) -> list[str]:
         raise ConfigError(f"--compare: unknown baseline(s) {', '.join(unknown)}; known: {', '.join(COMPARES)}, none")
     return items
 
+
+
+def parse_heads(text: str) -> list[str]:
+    """``"float,int8,q4"`` -> ["float", "int8", "q4"] (checked against the model's head precisions)."""
+    from bno_bitnet.model import HEAD_PRECISIONS
+
+    items = [t.strip().lower() for t in text.split(",") if t.strip()] or ["float"]
+    unknown = sorted(set(items) - set(HEAD_PRECISIONS))
+    if unknown:
+        raise ConfigError(f"--head: unknown precision(s) {', '.join(unknown)}; known: {', '.join(HEAD_PRECISIONS)}")
+    return items

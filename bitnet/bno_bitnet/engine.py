@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -133,6 +134,9 @@ class Engine:
         self._keep_last = next((name for name in ("num_logits_to_keep", "logits_to_keep")
                                 if _accepts(model.forward, name)), None)
         self.last_stats = GenerationStats()
+        self._uses_native_kernels = self.device.type == "cpu" and any(
+            getattr(getattr(m, "packed", None), "layout", None) == "cpu" for m in model.modules()
+        )
 
     def _default_cache_dtype(self) -> torch.dtype:
         """The model's activation dtype (``model.dtype``), else its first floating parameter's."""
@@ -266,8 +270,9 @@ class Engine:
         cache = self._new_cache(batch, cache_len)
         c0 = time.process_time()
         t0 = time.perf_counter()
-        logits = self._forward(input_ids, cache, positions, mask, last_only=True)  # (B, V)
-        next_tokens = sampler.sample(logits)  # (B,)
+        with self._threads():
+            logits = self._forward(input_ids, cache, positions, mask, last_only=True)  # (B, V)
+            next_tokens = sampler.sample(logits)  # (B,)
         t1 = time.perf_counter()
         stats.prefill_cpu_s = time.process_time() - c0
         stats.prefill_s = t1 - t0
@@ -317,8 +322,9 @@ class Engine:
                 next_pos = next_pos.index_select(0, index)
                 step_mask = step_mask[: len(keep)]
             sampler.observe(next_tokens)
-            logits = self._forward(next_tokens[:, None], cache, next_pos, step_mask, last_only=False)  # (B, V)
-            next_tokens = sampler.sample(logits)
+            with self._threads():
+                logits = self._forward(next_tokens[:, None], cache, next_pos, step_mask, last_only=False)  # (B, V)
+                next_tokens = sampler.sample(logits)
             next_pos += 1
             if not all(active):  # finished rows still in the batch: keep their positions inside the context
                 next_pos.clamp_(max=self.max_context - 1)
@@ -328,6 +334,16 @@ class Engine:
             stats.decode_s += te - ts
             stats.decode_cpu_s += time.process_time() - cs
             stats.decode_steps = step
+
+    def _threads(self) -> AbstractContextManager[Any]:
+        """The thread setting of a forward pass: on the CPU with the native kernels, the kernels' pool takes
+        all the threads and torch's own ops run on one (see :func:`bno_kernels.cpu.ops.kernel_threads`): no
+        OpenMP barrier for a preempted thread to stall, so a busy core slows a step instead of collapsing it."""
+        if not self._uses_native_kernels:  # a dense model keeps torch's thread team for its matmuls
+            return nullcontext()
+        from bno_kernels.cpu import ops
+
+        return ops.kernel_threads() if ops.available() else nullcontext()
 
     def _can_compact(self, cache: Any) -> bool:
         """Whether finished rows can leave the batch (the cache can drop rows)."""

@@ -28,6 +28,7 @@ from torch import nn
 from bno_bitnet.errors import BitNetError, ConfigError
 from bno_bitnet.kv_cache import KVCache
 from bno_bitnet.layers import BitLinear, check_mode
+from bno_kernels.reference import quantize_activations
 
 # Each ternary projection of a decoder layer (module path) -> the transformers projections it fuses, in
 # row order. The order of the whole table is transformers' (q, k, v, o, gate, up, down).
@@ -326,8 +327,26 @@ class DecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+HEAD_PRECISIONS: tuple[str, ...] = ("float", "int8", "q4")
+_NATIVE_HEAD_MAX_ROWS = 64  # logits rows up to which the native head kernels run (decode, last-token prefill)
+
+
+def _native_head_ops(h: torch.Tensor) -> Any:
+    """The native CPU kernels' module when they can run this head call, else None."""
+    if h.device.type != "cpu" or h.reshape(-1, h.shape[-1]).shape[0] > _NATIVE_HEAD_MAX_ROWS:
+        return None
+    from bno_kernels.cpu import ops
+
+    return ops if ops.available() else None
+
+
 class Int8Head(nn.Module):
-    """A per-row int8 output head: ``logits = (h @ Wq^T) * scale``; Wq int8 (V, H), scale (V,)."""
+    """A per-row int8 output head: ``logits = (h @ Wq^T) * scale``; Wq int8 (V, H), scale (V,).
+
+    The activations are quantized per token (absmax int8) and multiplied exactly in int32. On the CPU,
+    up to 64 rows run in the native kernel (``head_int8``, the kernels' threads), more in ``torch._int_mm``;
+    both give the same logits bit for bit.
+    """
 
     def __init__(self, weight: torch.Tensor, chunk_rows: int = 8192) -> None:
         """Quantize ``weight`` (V, H) float, ``chunk_rows`` rows at a time."""
@@ -343,16 +362,57 @@ class Int8Head(nn.Module):
                 scale[r : r + chunk_rows] = s
         self.weight_int8 = nn.Buffer(w_int8)
         self.scale = nn.Buffer(scale)
+        self.row_sum = nn.Buffer(w_int8.sum(dim=1, dtype=torch.int32), persistent=False)  # (V,) for the kernel
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """h (..., H) -> logits (..., V) float32. On the CPU: int8 x int8 -> int32 (``torch._int_mm``)."""
+        """h (..., H) -> logits (..., V) float32. On the CPU: int8 x int8 -> int32."""
         flat = h.reshape(-1, h.shape[-1]).float()  # (M, H)
-        if flat.device.type == "cpu":
-            s = 127.0 / flat.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)  # (M, 1) per-token absmax
-            hq = torch.round(flat * s).clamp(-128, 127).to(torch.int8)  # (M, H)
+        ops = _native_head_ops(flat)
+        if ops is not None:
+            y = ops.head_int8_cpu(flat, self.weight_int8, self.scale, self.row_sum)  # (M, V)
+        elif flat.device.type == "cpu":
+            hq, s = quantize_activations(flat)  # (M, H) int8, (M, 1): the kernels' quantizer
             y = torch._int_mm(hq, self.weight_int8.t()).float() * (self.scale[None, :] / s)  # (M, V)
         else:
             y = F.linear(flat, self.weight_int8.float()) * self.scale
+        return y.reshape(*h.shape[:-1], -1)
+
+
+class Q4Head(nn.Module):
+    """A 4-bit grouped output head (32 columns per fp16 scale; layout :mod:`bno_kernels.cpu.q4`).
+
+    ``logits = sum_g d_g (q - 8) . xq / s`` with per-token absmax int8 activations, the native kernel
+    ``head_q4`` on the CPU; elsewhere (or without the native kernel) the table is dequantized in row chunks.
+    4.5 bits per weight: the least bytes per decoded token, at a logits error reported by
+    ``bitnet bench e2e --head q4``.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        """Quantize ``weight`` (V, H) float (row chunks: no float copy of the whole table)."""
+        super().__init__()
+        from bno_kernels.cpu import q4
+
+        self.in_features = int(weight.shape[1])
+        codes, scales = q4.quantize(weight)
+        self.codes = nn.Buffer(codes.to(weight.device))  # (V, Kp/2) uint8
+        self.scales = nn.Buffer(scales.to(weight.device))  # (V, Kp/32) int16 (fp16 bits)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """h (..., H) -> logits (..., V) float32."""
+        flat = h.reshape(-1, h.shape[-1]).float()  # (M, H)
+        ops = _native_head_ops(flat)
+        if ops is not None:
+            y = ops.head_q4_cpu(flat, self.codes, self.scales)  # (M, V)
+        else:
+            from bno_kernels.cpu import q4
+
+            hq8, s = quantize_activations(flat)  # (M, H), (M, 1)
+            hq = hq8.float()
+            parts = []
+            for r in range(0, self.codes.shape[0], 8192):  # (C, H) dequantized rows at a time
+                w = q4.dequantize(self.codes[r : r + 8192], self.scales[r : r + 8192], self.in_features)
+                parts.append(hq @ w.to(hq.device).t())
+            y = torch.cat(parts, dim=-1) / s  # (M, V)
         return y.reshape(*h.shape[:-1], -1)
 
 
@@ -426,7 +486,7 @@ class BitNetForCausalLM(nn.Module):
             if init:
                 nn.init.normal_(head, std=config.initializer_range)
             self.lm_head.weight = nn.Parameter(head)
-        self.head_int8: Int8Head | None = None
+        self.head_int8: Int8Head | Q4Head | None = None  # a quantized head, when one replaces the float head
         if lm_head_int8:
             self.quantize_head_int8()
         inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2, dtype=torch.float) / config.head_dim))
@@ -458,12 +518,39 @@ class BitNetForCausalLM(nn.Module):
         ``int8_embedding`` (tied models only): also look the embeddings up in that int8 table and drop the
         float embedding, so one int8 table serves both (about 0.65 GB less for 2B4T in bf16).
         """
+        self.quantize_head("int8", int8_embedding=int8_embedding)
+
+    def quantize_head(self, precision: str, *, int8_embedding: bool = False) -> None:
+        """Compute the logits with a quantized copy of the head: ``precision`` "int8" (per-row int8) or "q4"
+        (4-bit, groups of 32); "float" keeps the float head. Drops an untied float head.
+
+        ``int8_embedding`` (int8, tied models only): the embeddings are looked up in the int8 table too.
+        """
+        if precision not in HEAD_PRECISIONS:
+            raise ConfigError(f"head precision {precision!r}: expected one of {', '.join(HEAD_PRECISIONS)}")
+        if int8_embedding and precision != "int8":
+            raise ConfigError("int8_embedding needs the int8 head (its table serves the lookups)")
         if int8_embedding and not self.config.tie_word_embeddings:
             raise ConfigError("int8_embedding needs tied embeddings (tie_word_embeddings: true)")
-        self.head_int8 = Int8Head(self.head_weight())
+        if precision == "float":
+            return
+        if self.head_int8 is not None:
+            raise ConfigError("the head is already quantized; quantize it once, from the float head")
+        head = Int8Head(self.head_weight()) if precision == "int8" else Q4Head(self.head_weight())
+        self.head_int8 = head
         self.lm_head = None  # tied: the embedding stays for the lookup; untied: the float head is dropped
         if int8_embedding:
-            self.model.embed_tokens = Int8Embedding(self.head_int8)  # type: ignore[assignment]
+            assert isinstance(head, Int8Head)
+            self.model.embed_tokens = Int8Embedding(head)  # type: ignore[assignment]
+
+    @property
+    def head_precision(self) -> str:
+        """"float", "int8" or "q4": how the logits are computed."""
+        if isinstance(self.head_int8, Int8Head):
+            return "int8"
+        if isinstance(self.head_int8, Q4Head):
+            return "q4"
+        return "float"
 
     def convert_(self, mode: str) -> BitNetForCausalLM:
         """Switch every projection to ``mode`` in place (train -> inference quantizes and packs; the reverse
@@ -540,6 +627,8 @@ class BitNetForCausalLM(nn.Module):
         if self.head_int8 is not None:
             return self.head_int8(h).float()
         w = self.head_weight()
+        if w.dtype == torch.bfloat16 and (ops := _native_head_ops(h)) is not None:
+            return ops.head_bf16_cpu(h.reshape(-1, h.shape[-1]), w).reshape(*h.shape[:-1], -1)  # (B, T, V)
         return F.linear(h.to(w.dtype), w).float()  # (B, T, V)
 
     # ---------------------------------------------------------------- accounting
@@ -559,7 +648,7 @@ class BitNetForCausalLM(nn.Module):
         """Resident bytes by kind of tensor (each storage counted once)."""
         kinds: dict[str, int] = {
             "ternary_packed": 0, "ternary_scales": 0, "latent_weights": 0, "embedding": 0, "lm_head": 0,
-            "lm_head_int8": 0, "norm": 0, "other": 0,
+            "lm_head_int8": 0, "lm_head_q4": 0, "norm": 0, "other": 0,
         }
         seen: set[int] = set()
 
@@ -583,6 +672,10 @@ class BitNetForCausalLM(nn.Module):
             elif isinstance(module, Int8Head):
                 add("lm_head_int8", module.weight_int8)
                 add("lm_head_int8", module.scale)
+                add("lm_head_int8", module.row_sum)
+            elif isinstance(module, Q4Head):
+                add("lm_head_q4", module.codes)
+                add("lm_head_q4", module.scales)
             elif isinstance(module, RMSNorm):
                 add("norm", module.weight)
         if isinstance(self.model.embed_tokens, nn.Embedding):  # an Int8Embedding's table is the head's

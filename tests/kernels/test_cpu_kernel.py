@@ -127,7 +127,7 @@ def test_rejects_bad_operands(native_cpu: ModuleType) -> None:
         ops.int_matmul_cpu(torch.zeros(1, 32, dtype=torch.int8), broken)
 
 
-@pytest.mark.parametrize("scheduler", ["pool", "openmp"])
+@pytest.mark.parametrize("scheduler", ["pool", "openmp", "auto"])
 def test_schedulers_give_identical_results(native_cpu: ModuleType, scheduler: str) -> None:
     x, packed = _case(5, 300, 96, seed=21)
     expected = ternary_matmul_reference(x, packed, 0.25)
@@ -137,6 +137,9 @@ def test_schedulers_give_identical_results(native_cpu: ModuleType, scheduler: st
         assert ops.get_scheduler() == scheduler
         for m in (1, 5):
             assert torch.equal(ops.ternary_matmul_cpu(x[:m], packed, 0.25), expected[:m])
+        with ops.kernel_threads():  # the kernels' own threads: the pool runs every call under "auto"
+            for m in (1, 5):
+                assert torch.equal(ops.ternary_matmul_cpu(x[:m], packed, 0.25), expected[:m])
     finally:
         ops.set_scheduler(before)
     with pytest.raises(ValueError, match="unknown scheduler"):
@@ -152,3 +155,47 @@ def test_pool_runs_every_chunk_exactly_once(native_cpu: ModuleType) -> None:
             assert counts.tolist() == [1] * n, n
     finally:
         torch.set_num_threads(before)
+
+
+def test_kernel_threads_gives_torch_one_thread_and_restores_both(native_cpu: ModuleType) -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert ops.get_num_threads() == 2  # follows torch by default
+        with ops.kernel_threads() as kernel:
+            assert kernel == 2
+            assert torch.get_num_threads() == 1
+            assert ops.get_num_threads() == 2  # the kernels keep both threads
+        assert torch.get_num_threads() == 2
+        assert ops.get_num_threads() == 2
+        torch.set_num_threads(1)
+        assert ops.get_num_threads() == 1  # following torch again, not pinned at 2
+        ops.set_num_threads(2)
+        with ops.kernel_threads() as kernel:
+            assert kernel == 2
+        assert ops.get_num_threads() == 2  # an explicit setting survives the block
+    finally:
+        ops.set_num_threads(0)
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="non-negative"):
+        ops.set_num_threads(-1)
+
+
+def test_pool_stats_count_worker_chunks(native_cpu: ModuleType) -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        ops.set_scheduler("pool")
+        start = ops.pool_stats()
+        for _ in range(20):
+            assert native_cpu.scheduler_selftest(64, 20000).tolist() == [1] * 64
+        now = ops.pool_stats()
+        assert now.stalls >= start.stalls and now.solo_calls >= start.solo_calls
+        assert now.worker_chunks >= start.worker_chunks
+    finally:
+        ops.set_scheduler("auto")
+        torch.set_num_threads(before)
+
+
+def test_read_bandwidth_is_positive(native_cpu: ModuleType) -> None:
+    assert ops.read_bandwidth(8 * 1024 * 1024, repeats=1) > 0

@@ -11,7 +11,7 @@ from bno_foundation.cli import print_json
 
 def run(args: argparse.Namespace) -> int:
     """Measure and print (a table, or ``--json``)."""
-    from bno_bitnet.bench_e2e import format_report, parse_compare, run_e2e
+    from bno_bitnet.bench_e2e import format_report, parse_compare, parse_heads, run_e2e
     from bno_bitnet.errors import ConfigError
 
     if args.model is None and args.shape is None:
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         shape=args.shape, model_dir=args.model, threads=args.threads, prompt_len=args.prompt_len,
         new_tokens=args.new_tokens, layers=args.layers, compare=compare, compare_layers=args.compare_layers,
         int8_head=args.int8_head, int8_embedding=args.int8_embedding, repeats=args.repeats, seed=args.weights_seed, hf_dtype=args.hf_dtype,
-        isolate=not args.same_process, log=log,
+        isolate=not args.same_process, log=log, heads=parse_heads(args.head),
     )
     if args.json:
         print_json(report.to_json())
@@ -58,6 +58,9 @@ def register_bench(bench_sub: Any) -> None:
                         help="depth of the baselines (default: full depth if the dense twin fits in half "
                              "the available memory); ours is measured at that depth too for the ratios")
     parser.add_argument("--int8-head", action="store_true", help="also measure ours with an int8 head")
+    parser.add_argument("--head", default="float", metavar="LIST",
+                        help="head precisions of ours to measure: float, int8, q4 (comma list; default float); "
+                             "a quantized head's logits error against the float head is reported")
     parser.add_argument("--int8-embedding", action="store_true",
                         help="also measure ours with an int8 head whose table serves the tied embedding too "
                              "(one int8 table instead of a bf16 embedding plus an int8 head)")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from types import ModuleType
 
 import torch
@@ -11,15 +14,18 @@ import torch
 from bno_kernels.packed import PackedTernaryWeight
 
 ISAS: dict[str, int] = {"auto": -1, "scalar": 0, "avx2": 1, "avx512": 2}
-# "openmp" (default): torch's OpenMP threads with a static split (at::parallel_for), shared with torch's ops;
-# "pool": the kernel's own threads with dynamic chunk claiming (degrades gracefully when other processes
-# load the machine, but competes with torch's spinning OpenMP threads when mixed with torch ops).
-SCHEDULERS: dict[str, int] = {"pool": 0, "openmp": 1}
+# "auto" (default): the kernel's own pool for calls of at most 8 activation rows (decode), torch's OpenMP
+# threads with a static split (at::parallel_for) for larger calls (prefill, where torch's ops use them too);
+# "pool" / "openmp": always one of them. The pool claims chunks dynamically and falls back to the calling
+# thread alone for a while when a worker was preempted mid-call (another process on its core): see the
+# header of ternary_cpu.cpp.
+SCHEDULERS: dict[str, int] = {"pool": 0, "openmp": 1, "auto": 2}
 ENV_SCHEDULER = "BITNET_CPU_SCHEDULER"
 _ISA_NAMES = {v: k for k, v in ISAS.items()}
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
+_threads_setting = 0  # the last set_num_threads value (0: follow torch)
 _error: str | None = None
 
 
@@ -44,7 +50,7 @@ def load() -> ModuleType:
         except BuildError as exc:
             _error = str(exc)
             raise NativeKernelUnavailable(_error) from exc
-        scheduler = os.environ.get(ENV_SCHEDULER, "openmp").strip().lower() or "openmp"
+        scheduler = os.environ.get(ENV_SCHEDULER, "auto").strip().lower() or "auto"
         if scheduler not in SCHEDULERS:
             _error = f"{ENV_SCHEDULER}={scheduler!r}: expected one of {sorted(SCHEDULERS)}"
             raise NativeKernelUnavailable(_error)
@@ -121,7 +127,7 @@ def _as_kernel_input(x: torch.Tensor) -> torch.Tensor:
 
 
 def set_scheduler(name: str) -> None:
-    """Choose how the kernel's threads share work: "openmp" (default) or "pool"."""
+    """Choose how the kernel's threads share work: "auto" (default), "pool" or "openmp"."""
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; expected one of {sorted(SCHEDULERS)}")
     load().set_scheduler(SCHEDULERS[name])
@@ -168,3 +174,78 @@ def ternary_matmul_cpu(
         y = y.reshape(*x.shape[:-1], n)  # (..., N)
     target = out_dtype or x.dtype
     return y if target == torch.float32 else y.to(target)
+
+
+def set_num_threads(threads: int) -> None:
+    """The kernels' own thread count (0: follow ``torch.get_num_threads()``, the default)."""
+    global _threads_setting
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be a non-negative integer, got {threads!r}")
+    load().set_num_threads(threads)
+    _threads_setting = threads
+
+
+def get_num_threads() -> int:
+    """The kernels' thread count now."""
+    return int(load().get_num_threads())
+
+
+@contextmanager
+def kernel_threads() -> Iterator[int]:
+    """Run the block with the kernels' pool on all of torch's threads and torch's own ops on one.
+
+    An OpenMP team stalls at every barrier for a thread the OS has preempted (another process on its
+    core), and its spinning competes with the pool; the pool does not wait for a worker that has not
+    started (see ternary_cpu.cpp). torch's ops in a BitNet forward (norms, RoPE, attention, the relu²
+    product) are a small share of a step. Yields the kernels' thread count; restores both settings on exit.
+    """
+    torch_threads = torch.get_num_threads()
+    module = load()
+    before = _threads_setting
+    kernel = before or torch_threads
+    module.set_num_threads(kernel)
+    if torch_threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield kernel
+    finally:
+        if torch_threads > 1:
+            torch.set_num_threads(torch_threads)
+        module.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Counters of the kernels' pool since the process started."""
+
+    worker_chunks: int  # chunks run by pool workers (not the calling thread)
+    stalls: int  # calls that waited more than a millisecond for a preempted worker
+    solo_calls: int  # calls run on the calling thread alone during a back-off after a stall
+
+
+def pool_stats() -> PoolStats:
+    """The pool's counters (see :class:`PoolStats`)."""
+    chunks, stalls, solo = (int(v) for v in load().pool_stats())
+    return PoolStats(worker_chunks=chunks, stalls=stalls, solo_calls=solo)
+
+
+def head_int8_cpu(h: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, row_sum: torch.Tensor) -> torch.Tensor:
+    """Native int8 head: h (M, K) float -> logits (M, V) float32; weight int8 (V, K), scale (V,), row_sum (V,)."""
+    return load().head_int8(_as_kernel_input(h), weight, scale, row_sum, -1)
+
+
+def head_bf16_cpu(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Native bfloat16 head: h (M, K) float -> logits (M, V) float32 (h rounded to bf16, fp32 sums)."""
+    return load().head_bf16(_as_kernel_input(h), weight, -1)
+
+
+def head_q4_cpu(h: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Native 4-bit grouped head: h (M, K) float -> logits (M, V) float32 (layout: bno_kernels.cpu.q4)."""
+    return load().head_q4(_as_kernel_input(h), codes, scales, -1)
+
+
+def read_bandwidth(nbytes: int = 512 * 1024 * 1024, repeats: int = 3) -> float:
+    """Best read bandwidth (bytes/s) of the kernels' threads streaming a fresh ``nbytes`` buffer."""
+    nbytes = max(4096, nbytes // 4096 * 4096)
+    buf = torch.ones(nbytes, dtype=torch.uint8)  # written once: every page is resident before timing
+    return float(load().read_bandwidth(buf, repeats))

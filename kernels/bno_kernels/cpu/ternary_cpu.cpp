@@ -16,13 +16,22 @@
 //     arithmetic shift at the end. GEMM (M > 1): fields shifted down once per block, reused by MB rows.
 //   ISA_AVX2: vpmaddubsw + vpmaddwd on the two 256-bit halves of a block.
 //   ISA_SCALAR: plain C++ (any CPU).
-// Threads: torch.get_num_threads() threads share the output tiles. Default scheduler: torch's OpenMP
-// (at::parallel_for, static contiguous split), the same threads torch's own ops use. Alternative: this
-// file's own pool with dynamic chunk claiming, where the caller works too and returns as soon as every chunk
-// is done (a worker the OS has not scheduled is not waited for, so on a machine loaded by other processes a
-// call degrades to one thread's speed instead of stalling at a fork-join barrier). Measured here: in a
-// decode-like loop mixing torch ops and these kernels the pool was ~1.8x slower (its worker competes with
-// torch's spinning OpenMP threads), so it is opt-in (set_scheduler / BITNET_CPU_SCHEDULER=pool).
+// Threads: the kernel's own thread count (set_num_threads; by default torch.get_num_threads()). Schedulers:
+//   SCHED_AUTO (default): this file's pool when the kernels own their threads (set_num_threads > 0: the
+//     engine runs torch's own ops on one thread meanwhile) or for small M (M <= POOL_MAX_M); otherwise
+//     torch's OpenMP (at::parallel_for, static contiguous split), whose threads torch's ops also use.
+//   SCHED_POOL / SCHED_OPENMP: always one of them.
+// The pool claims chunks dynamically: the caller works too and returns as soon as every chunk is done, so a
+// worker the OS has not scheduled yet costs nothing. A worker preempted while it holds a chunk (another
+// process on its core) makes the caller wait up to a scheduler time slice (milliseconds, against the
+// microseconds a call takes); the pool measures that wait and, when it exceeds STALL_NS, runs the next calls
+// on the caller alone for a back-off period (doubling up to BACKOFF_MAX_NS while stalls recur), then tries
+// the workers again. On a quiet machine no call stalls and every call uses all threads. The engine runs
+// torch's own ops on one thread while the kernels own the threads (bno_kernels.cpu.ops.kernel_threads), so
+// no OpenMP team spins against the pool's workers. Measured on 2 cores (2B4T shape, int8 head): with a busy
+// process pinned to one core, OpenMP kept 0.30 of the quiet decode speed and 0.31 of the prefill; the pool
+// with torch's ops on one thread keeps 0.84-1.0 of the decode and 0.60 of the prefill, and is as fast as
+// OpenMP on the quiet machine.
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -144,7 +153,9 @@ class Pool {
     work(0, P);
     // Wait only for chunks that were claimed and are still running.
     int spins = 0;
+    int64_t waited_from = 0;
     while (done_.load(std::memory_order_acquire) < n) {
+      if (waited_from == 0) waited_from = now_ns();
       if (++spins < 4096) {
         cpu_relax();
       } else {
@@ -152,10 +163,47 @@ class Pool {
       }
     }
     fn_ = nullptr;
+    note_wait(waited_from == 0 ? 0 : now_ns() - waited_from);
   }
+
+  // Whether calls should run on the caller alone now (a recent call stalled on a preempted worker).
+  bool solo_now() const {
+    const int64_t until = solo_until_ns_.load(std::memory_order_relaxed);
+    return until != 0 && now_ns() < until;
+  }
+
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  std::atomic<int64_t> stalls_{0};      // calls that waited more than STALL_NS on a worker
+  std::atomic<int64_t> solo_calls_{0};  // calls run on the caller alone during a back-off
 
  private:
   Pool() = default;
+
+  static constexpr int64_t STALL_NS = 1000000;            // 1 ms: far beyond a chunk, about a time slice
+  static constexpr int64_t BACKOFF_MIN_NS = 20000000;     // 20 ms
+  static constexpr int64_t BACKOFF_MAX_NS = 1000000000;   // 1 s
+  static constexpr int64_t CLEAN_CALLS_TO_RESET = 4096;   // stall-free calls before the back-off shrinks again
+
+  void note_wait(int64_t waited) {
+    if (waited > STALL_NS) {
+      stalls_.fetch_add(1, std::memory_order_relaxed);
+      clean_calls_ = 0;
+      solo_until_ns_.store(now_ns() + backoff_ns_, std::memory_order_relaxed);
+      backoff_ns_ = std::min(backoff_ns_ * 2, BACKOFF_MAX_NS);
+    } else if (++clean_calls_ >= CLEAN_CALLS_TO_RESET) {
+      backoff_ns_ = BACKOFF_MIN_NS;
+      clean_calls_ = 0;
+    }
+  }
+
+  int64_t backoff_ns_ = BACKOFF_MIN_NS;
+  int64_t clean_calls_ = 0;
+  std::atomic<int64_t> solo_until_ns_{0};
 
   struct alignas(64) Slot {
     std::atomic<uint64_t> word{0};  // generation (16 bits) | end (24) | next (24): chunks [next, end) left
@@ -242,21 +290,37 @@ class Pool {
   uint64_t gen_ = 0;
 };
 
-enum Scheduler : int { SCHED_POOL = 0, SCHED_OPENMP = 1 };
-std::atomic<int> g_scheduler{SCHED_OPENMP};
+enum Scheduler : int { SCHED_POOL = 0, SCHED_OPENMP = 1, SCHED_AUTO = 2 };
+std::atomic<int> g_scheduler{SCHED_AUTO};
+std::atomic<int> g_threads{0};  // 0: torch.get_num_threads()
+constexpr int64_t POOL_MAX_M = 8;  // SCHED_AUTO: the pool for calls with at most this many rows
 
-// Runs body(i) for i in [0, n) with torch.get_num_threads() threads.
+int kernel_threads() {
+  const int t = g_threads.load(std::memory_order_relaxed);
+  return t > 0 ? t : at::get_num_threads();
+}
+
+// Runs body(i) for i in [0, n) on the kernel's threads; m_rows (the call's activation rows) picks the
+// scheduler under SCHED_AUTO.
 template <typename F>
-void parallel_chunks(int64_t n, const F& body) {
-  const int threads = static_cast<int>(std::min<int64_t>(at::get_num_threads(), n));
-  if (g_scheduler.load(std::memory_order_relaxed) == SCHED_OPENMP) {
+void parallel_chunks(int64_t n, const F& body, int64_t m_rows = 1) {
+  const int sched = g_scheduler.load(std::memory_order_relaxed);
+  const bool pool = sched == SCHED_POOL ||
+                    (sched == SCHED_AUTO && (m_rows <= POOL_MAX_M || g_threads.load(std::memory_order_relaxed) > 0));
+  if (!pool) {
     at::parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) body(i);
     });
     return;
   }
+  Pool& p = Pool::instance();
+  int threads = static_cast<int>(std::min<int64_t>(kernel_threads(), n));
+  if (threads > 1 && p.solo_now()) {
+    p.solo_calls_.fetch_add(1, std::memory_order_relaxed);
+    threads = 1;
+  }
   const Pool::Fn fn = [&body](int64_t i) { body(i); };
-  Pool::instance().run(n, threads, fn);
+  p.run(n, threads, fn);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -352,7 +416,7 @@ void quantize_rows(const T* x, int64_t M, int64_t K, int64_t Kp, int isa, int8_t
     quant_row_scalar<T>(x + m * K, K, q, s + m, xsum + m);
   };
   if (M * K >= (int64_t(1) << 16)) {
-    parallel_chunks(M, row);
+    parallel_chunks(M, row, M);
   } else {
     for (int64_t m = 0; m < M; ++m) row(m);
   }
@@ -582,7 +646,7 @@ void matmul_packed(const uint8_t* w, int64_t N, int64_t G, const int8_t* xq, int
       for (int64_t i = 0; i < done; ++i) ep.store(m + i, t, tot + i * TILE_N);
       m += done;
     }
-  });
+  }, M);
 }
 
 void check_weight(const torch::Tensor& data, int64_t N, int64_t K) {
@@ -621,6 +685,294 @@ Quantized quantize_impl(const torch::Tensor& x, int64_t Kp, int isa) {
                             q.xq.data_ptr<int8_t>(), q.s.data_ptr<float>(), q.xsum.data_ptr<int32_t>());
   }
   return q;
+}
+
+
+// ---------------------------------------------------------------------------------------------------
+// Output heads (vocabulary projections): y (M, V) float32 from h (M, K) float32 and a (V, K) table in one
+// of three precisions. Rows of the table are split in chunks of HEAD_ROWS over the kernel's threads; within
+// a chunk each table row is read once and used for every activation row (decode: M = batch).
+// ---------------------------------------------------------------------------------------------------
+
+constexpr int64_t HEAD_ROWS = 128;
+
+// int8 per-row head, natural layout w int8 (V, K), scale (V,), row_sum (V,) = sum_k w[v, k].
+// y[m, v] = float(sum_k xq[m, k] w[v, k]) * (scale[v] / s[m]), xq the per-token absmax int8 activations
+// (the same quantizer as the ternary kernels). vpdpbusd takes xq + 128 (unsigned) against w (signed):
+// sum (xq + 128) w = sum xq w + 128 row_sum[v].
+#if BITNET_X86
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) int32_t dot_u8s8_avx512(const uint8_t* xu,
+                                                                                         const int8_t* w,
+                                                                                         int64_t K) {
+  __m512i acc = _mm512_setzero_si512();
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(xu + k), _mm512_loadu_si512(w + k));
+  }
+  if (k < K) {
+    const __mmask64 m = (~uint64_t(0)) >> (64 - (K - k));
+    acc = _mm512_dpbusd_epi32(acc, _mm512_maskz_loadu_epi8(m, xu + k), _mm512_maskz_loadu_epi8(m, w + k));
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+#endif
+
+int32_t dot_u8s8_scalar(const uint8_t* xu, const int8_t* w, int64_t K) {
+  int32_t acc = 0;
+  for (int64_t k = 0; k < K; ++k) acc += static_cast<int32_t>(xu[k]) * w[k];
+  return acc;
+}
+
+torch::Tensor head_int8(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& scale,
+                        const torch::Tensor& row_sum, int64_t isa) {
+  TORCH_CHECK(w.device().is_cpu() && w.scalar_type() == torch::kInt8 && w.dim() == 2 && w.is_contiguous(),
+              "ternary_cpu.head_int8: the table must be a contiguous int8 (V, K) CPU tensor");
+  const int64_t V = w.size(0), K = w.size(1);
+  check_activations(x, K);
+  TORCH_CHECK(scale.scalar_type() == torch::kFloat32 && scale.is_contiguous() && scale.numel() == V,
+              "ternary_cpu.head_int8: scale must be a contiguous float32 (V,) tensor");
+  TORCH_CHECK(row_sum.scalar_type() == torch::kInt32 && row_sum.is_contiguous() && row_sum.numel() == V,
+              "ternary_cpu.head_int8: row_sum must be a contiguous int32 (V,) tensor");
+  const int chosen = resolve_isa(isa);
+  const int64_t M = x.size(0);
+  torch::Tensor out = torch::empty({M, V}, torch::kFloat32);
+  if (M == 0) return out;
+  Quantized q = quantize_impl(x, K, chosen);  // (M, K) int8, s (M)
+  torch::Tensor xu = q.xq.to(torch::kInt16).add(128).to(torch::kUInt8).contiguous();  // (M, K) xq + 128
+  const uint8_t* xup = xu.data_ptr<uint8_t>();
+  const int8_t* wp = w.data_ptr<int8_t>();
+  const float* sc = scale.data_ptr<float>();
+  const int32_t* rs = row_sum.data_ptr<int32_t>();
+  const float* sm = q.s.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const int64_t chunks = (V + HEAD_ROWS - 1) / HEAD_ROWS;
+  parallel_chunks(chunks, [&](int64_t c) {
+    const int64_t v1 = std::min(V, (c + 1) * HEAD_ROWS);
+    for (int64_t v = c * HEAD_ROWS; v < v1; ++v) {
+      const int8_t* wv = wp + v * K;
+      for (int64_t m = 0; m < M; ++m) {
+#if BITNET_X86
+        const int32_t d = chosen == ISA_AVX512 ? dot_u8s8_avx512(xup + m * K, wv, K) : dot_u8s8_scalar(xup + m * K, wv, K);
+#else
+        const int32_t d = dot_u8s8_scalar(xup + m * K, wv, K);
+#endif
+        const int32_t acc = d - 128 * rs[v];
+        o[m * V + v] = static_cast<float>(acc) * (sc[v] / sm[m]);  // Int8Head's order: acc * (scale / s)
+      }
+    }
+  }, M);
+  return out;
+}
+
+// bfloat16 head, natural layout w bf16 (V, K): y[m, v] = sum_k bf16(h[m, k]) w[v, k], fp32 accumulation (the
+// activations are rounded to bf16 first, as F.linear(h.to(bfloat16), w) does; the sum is not rounded).
+#if BITNET_X86
+__attribute__((target("avx512f,avx512bw,avx512vl"))) float dot_bf16_avx512(const float* xb, const uint16_t* w,
+                                                                             int64_t K) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    const __m512i raw = _mm512_loadu_si512(w + k);  // 32 bf16
+    const __m512 w0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(raw)), 16));
+    const __m512 w1 =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(raw, 1)), 16));
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xb + k), w0, a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(xb + k + 16), w1, a1);
+  }
+  for (; k < K; k += 16) {
+    const __mmask16 m = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1u);
+    const __m512 wv = load16_avx512<uint16_t>(w, k, m);
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xb + k), wv, a0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+#endif
+
+float dot_bf16_scalar(const float* xb, const uint16_t* w, int64_t K) {
+  float acc = 0.0f;
+  for (int64_t k = 0; k < K; ++k) acc += xb[k] * bf16_to_float(w[k]);
+  return acc;
+}
+
+torch::Tensor head_bf16(const torch::Tensor& x, const torch::Tensor& w, int64_t isa) {
+  TORCH_CHECK(w.device().is_cpu() && w.scalar_type() == torch::kBFloat16 && w.dim() == 2 && w.is_contiguous(),
+              "ternary_cpu.head_bf16: the table must be a contiguous bfloat16 (V, K) CPU tensor");
+  const int64_t V = w.size(0), K = w.size(1);
+  check_activations(x, K);
+  const int chosen = resolve_isa(isa);
+  const int64_t M = x.size(0);
+  torch::Tensor out = torch::empty({M, V}, torch::kFloat32);
+  if (M == 0) return out;
+  torch::Tensor xb = x.to(torch::kBFloat16).to(torch::kFloat32).contiguous();  // (M, K) bf16-rounded
+  const float* xp = xb.data_ptr<float>();
+  const uint16_t* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+  float* o = out.data_ptr<float>();
+  const int64_t chunks = (V + HEAD_ROWS - 1) / HEAD_ROWS;
+  parallel_chunks(chunks, [&](int64_t c) {
+    const int64_t v1 = std::min(V, (c + 1) * HEAD_ROWS);
+    for (int64_t v = c * HEAD_ROWS; v < v1; ++v) {
+      for (int64_t m = 0; m < M; ++m) {
+#if BITNET_X86
+        o[m * V + v] = chosen >= ISA_AVX512 ? dot_bf16_avx512(xp + m * K, wp + v * K, K)
+                                            : dot_bf16_scalar(xp + m * K, wp + v * K, K);
+#else
+        o[m * V + v] = dot_bf16_scalar(xp + m * K, wp + v * K, K);
+#endif
+      }
+    }
+  }, M);
+  return out;
+}
+
+// 4-bit grouped head ("q4"): groups of 32 columns, per (row, group) an fp16 scale d; weight = d * (q - 8),
+// q in 1..15 (symmetric: d = absmax / 7). Layout: codes uint8 (V, Kp / 2), Kp = K rounded up to 64: in
+// the 32 bytes of block b (columns 64 b ..), byte j holds column 64 b + j in its low nibble and 64 b + 32 + j
+// in its high nibble (so one 256-bit load unpacks into the block's 64 columns in order); scales fp16 stored
+// as int16 (V, Kp / 32). y[m, v] = sum_g d[v, g] sum_{k in g} (q - 8) xq[m, k] / s[m].
+#if BITNET_X86
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) float dot_q4_avx512(
+    const uint8_t* codes, const uint16_t* scales, const int8_t* xq, const int32_t* neg8_xsum4, int64_t Kp) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  const __m512i lo_half = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m512 acc = _mm512_setzero_ps();
+  const int64_t blocks = Kp / 64;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + b * 32));
+    const __m256i lo = _mm256_and_si256(raw, low);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // 64 codes, columns in order
+    const __m512i d = _mm512_dpbusd_epi32(_mm512_loadu_si512(neg8_xsum4 + b * 16), q,
+                                          _mm512_loadu_si512(xq + b * 64));  // 16 x (4-column sums)
+    int32_t pair;
+    std::memcpy(&pair, scales + 2 * b, sizeof(pair));  // the two groups' fp16 scales
+    const __m512 sc2 = _mm512_cvtph_ps(_mm256_set1_epi32(pair));  // s0 s1 s0 s1 ...
+    const __m512 sc = _mm512_permutexvar_ps(lo_half, sc2);         // 8 x s0, 8 x s1
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+#endif
+
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal
+      exp = 127 - 15 + 1;
+      while ((man & 0x400) == 0) {
+        man <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7F800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+float dot_q4_scalar(const uint8_t* codes, const uint16_t* scales, const int8_t* xq, int64_t Kp) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < Kp / 64; ++b) {
+    for (int half = 0; half < 2; ++half) {
+      int32_t d = 0;
+      for (int j = 0; j < 32; ++j) {
+        const uint8_t byte = codes[b * 32 + j];
+        const int32_t q = half == 0 ? (byte & 0x0F) : (byte >> 4);
+        d += (q - 8) * xq[b * 64 + half * 32 + j];
+      }
+      acc += static_cast<float>(d) * half_to_float(scales[2 * b + half]);
+    }
+  }
+  return acc;
+}
+
+torch::Tensor head_q4(const torch::Tensor& x, const torch::Tensor& codes, const torch::Tensor& scales,
+                      int64_t isa) {
+  TORCH_CHECK(codes.device().is_cpu() && codes.scalar_type() == torch::kUInt8 && codes.dim() == 2 &&
+                  codes.is_contiguous() && codes.size(1) % 32 == 0,
+              "ternary_cpu.head_q4: codes must be a contiguous uint8 (V, Kp / 2) CPU tensor, Kp a multiple of 64");
+  const int64_t V = codes.size(0), Kp = codes.size(1) * 2;
+  TORCH_CHECK(scales.scalar_type() == torch::kInt16 && scales.is_contiguous() && scales.dim() == 2 &&
+                  scales.size(0) == V && scales.size(1) == Kp / 32,
+              "ternary_cpu.head_q4: scales must be a contiguous int16 (fp16 bits) (V, Kp / 32) tensor");
+  TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous() && x.size(1) <= Kp && x.size(1) > Kp - 64,
+              "ternary_cpu.head_q4: activations must be a contiguous 2-D CPU tensor of K columns, Kp = ", Kp);
+  const int chosen = resolve_isa(isa);
+  const int64_t M = x.size(0);
+  torch::Tensor out = torch::empty({M, V}, torch::kFloat32);
+  if (M == 0) return out;
+  Quantized q = quantize_impl(x, Kp, chosen);  // (M, Kp) zero padded, s (M)
+  // -8 * (sum of each 4 consecutive activations), the dpbusd accumulators' start: sum (q - 8) x.
+  torch::Tensor neg8 = q.xq.view({M, Kp / 4, 4}).sum(2, false, torch::kInt32).mul(-8).contiguous();  // (M, Kp/4)
+  const uint8_t* cp = codes.data_ptr<uint8_t>();
+  const uint16_t* sp = reinterpret_cast<const uint16_t*>(scales.data_ptr<int16_t>());
+  const int8_t* xp = q.xq.data_ptr<int8_t>();
+  const int32_t* np = neg8.data_ptr<int32_t>();
+  const float* sm = q.s.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const int64_t chunks = (V + HEAD_ROWS - 1) / HEAD_ROWS;
+  parallel_chunks(chunks, [&](int64_t c) {
+    const int64_t v1 = std::min(V, (c + 1) * HEAD_ROWS);
+    for (int64_t v = c * HEAD_ROWS; v < v1; ++v) {
+      const uint8_t* cv = cp + v * (Kp / 2);
+      const uint16_t* sv = sp + v * (Kp / 32);
+      for (int64_t m = 0; m < M; ++m) {
+#if BITNET_X86
+        const float d = chosen == ISA_AVX512 ? dot_q4_avx512(cv, sv, xp + m * Kp, np + m * (Kp / 4), Kp)
+                                             : dot_q4_scalar(cv, sv, xp + m * Kp, Kp);
+#else
+        const float d = dot_q4_scalar(cv, sv, xp + m * Kp, Kp);
+#endif
+        o[m * V + v] = d / sm[m];
+      }
+    }
+  }, M);
+  return out;
+}
+
+// Read bandwidth of this machine as the kernels see it: the kernel's threads stream `buf` (summing its 64-bit
+// words so no read is optimized away) `repeats` times; returns the best bytes per second of the repeats.
+double read_bandwidth(const torch::Tensor& buf, int64_t repeats) {
+  TORCH_CHECK(buf.device().is_cpu() && buf.scalar_type() == torch::kUInt8 && buf.is_contiguous() &&
+                  buf.numel() % 4096 == 0 && buf.numel() > 0,
+              "ternary_cpu.read_bandwidth: a contiguous uint8 CPU buffer of a multiple of 4096 bytes");
+  const uint64_t* p = reinterpret_cast<const uint64_t*>(buf.data_ptr<uint8_t>());
+  const int64_t words = buf.numel() / 8;
+  const int64_t chunk_words = 32768;  // 256 KB per chunk
+  const int64_t chunks = (words + chunk_words - 1) / chunk_words;
+  std::vector<uint64_t> sink(static_cast<size_t>(chunks), 0);
+  double best = 0.0;
+  for (int64_t r = 0; r < std::max<int64_t>(repeats, 1); ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    parallel_chunks(chunks, [&](int64_t c) {
+      const uint64_t* q = p + c * chunk_words;
+      const int64_t n = std::min(chunk_words, words - c * chunk_words);
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      int64_t i = 0;
+      for (; i + 4 <= n; i += 4) {
+        a0 += q[i];
+        a1 += q[i + 1];
+        a2 += q[i + 2];
+        a3 += q[i + 3];
+      }
+      for (; i < n; ++i) a0 += q[i];
+      sink[static_cast<size_t>(c)] += a0 ^ a1 ^ a2 ^ a3;
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, static_cast<double>(buf.numel()) / s);
+  }
+  uint64_t acc = 0;
+  for (uint64_t v : sink) acc ^= v;
+  if (acc == 0x5bd1e995u) best += 0.0;  // keep the sums observable
+  return best;
 }
 
 // ------------------------------------- Python-facing entry points -------------------------------------
@@ -677,8 +1029,22 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& data, int64_t 
 int64_t best_isa() { return cpu_best_isa(); }
 
 void set_scheduler(int64_t which) {
-  TORCH_CHECK(which == SCHED_POOL || which == SCHED_OPENMP, "ternary_cpu: scheduler is 0 (pool) or 1 (openmp)");
+  TORCH_CHECK(which == SCHED_POOL || which == SCHED_OPENMP || which == SCHED_AUTO,
+              "ternary_cpu: scheduler is 0 (pool), 1 (openmp) or 2 (auto)");
   g_scheduler.store(static_cast<int>(which));
+}
+
+void set_num_threads(int64_t n) {
+  TORCH_CHECK(n >= 0 && n <= Pool::MAX_THREADS, "ternary_cpu: threads must be 0 (follow torch) to ",
+              Pool::MAX_THREADS);
+  g_threads.store(static_cast<int>(n));
+}
+
+int64_t get_num_threads() { return kernel_threads(); }
+
+std::vector<int64_t> pool_stats() {
+  Pool& p = Pool::instance();
+  return {p.worker_chunks_.load(), p.stalls_.load(), p.solo_calls_.load()};
 }
 
 int64_t get_scheduler() { return g_scheduler.load(); }
@@ -710,8 +1076,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("data"), py::arg("n"), py::arg("k"), py::arg("isa") = -1);
   m.def("matmul", &matmul, "fused quantize + ternary matmul + scales -> float32 (M, N)", py::arg("x"),
         py::arg("data"), py::arg("n"), py::arg("k"), py::arg("weight_scale"), py::arg("isa") = -1);
-  m.def("set_scheduler", &set_scheduler, "0: own pool with dynamic chunks, 1: torch's OpenMP (default)");
-  m.def("get_scheduler", &get_scheduler, "the scheduler in use (0 pool, 1 openmp)");
+  m.def("set_scheduler", &set_scheduler, "0: own pool with dynamic chunks, 1: torch's OpenMP, 2: auto (default)");
+  m.def("get_scheduler", &get_scheduler, "the scheduler in use (0 pool, 1 openmp, 2 auto)");
+  m.def("set_num_threads", &set_num_threads, "the kernels' thread count (0: torch.get_num_threads())");
+  m.def("get_num_threads", &get_num_threads, "the kernels' thread count now");
+  m.def("pool_stats", &pool_stats, "pool diagnostics: [chunks run by workers, stalled calls, solo calls]");
+  m.def("head_int8", &head_int8, "int8 per-row head: x (M, K) -> float32 (M, V)", py::arg("x"), py::arg("w"),
+        py::arg("scale"), py::arg("row_sum"), py::arg("isa") = -1);
+  m.def("head_bf16", &head_bf16, "bfloat16 head: x (M, K) -> float32 (M, V)", py::arg("x"), py::arg("w"),
+        py::arg("isa") = -1);
+  m.def("head_q4", &head_q4, "4-bit grouped head: x (M, K) -> float32 (M, V)", py::arg("x"), py::arg("codes"),
+        py::arg("scales"), py::arg("isa") = -1);
+  m.def("read_bandwidth", &read_bandwidth, "best read bytes/s of the kernel's threads over buf", py::arg("buf"),
+        py::arg("repeats") = 3);
   m.def("pool_worker_chunks", &pool_worker_chunks, "chunks run by pool workers so far (diagnostics)");
   m.def("scheduler_selftest", &scheduler_selftest, "run n busy chunks; per-chunk run counts");
   m.def("best_isa", &best_isa, "0 scalar, 1 AVX2, 2 AVX512-VNNI: the best path this CPU runs");
