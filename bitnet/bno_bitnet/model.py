@@ -492,6 +492,7 @@ class BitNetForCausalLM(nn.Module):
         inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, config.head_dim, 2, dtype=torch.float) / config.head_dim))
         self.inv_freq = nn.Buffer(inv_freq, persistent=False)  # (D/2,)
         self._rope_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._fusable: bool | None = None  # whether every layer fits the native fused decode (see _fused_decode)
 
     # ---------------------------------------------------------------- checkpoints
     @classmethod
@@ -562,6 +563,12 @@ class BitNetForCausalLM(nn.Module):
         for name, module in targets:
             self.set_submodule(name, module.converted(mode, dtype=self.dtype))
         self.mode = mode
+        self._fusable = None
+        return self
+
+    def _apply(self, fn: Any, recurse: bool = True) -> BitNetForCausalLM:
+        self._fusable = None  # .to() may change devices, dtypes or layouts
+        super()._apply(fn, recurse)
         return self
 
     # ---------------------------------------------------------------- forward
@@ -608,17 +615,23 @@ class BitNetForCausalLM(nn.Module):
                 position_ids = position_ids + kv_cache.seen[:, None]
         start = 0
         mask: torch.Tensor | None = None
+        fused = kv_cache is not None and t == 1 and self._fused_decode_ready(kv_cache)
         if kv_cache is not None:
             assert kv_cache.batch_size == b, f"KV cache batch {kv_cache.batch_size} != input batch {b}"
             start = kv_cache.reserve(t, real)
-            valid = kv_cache.valid[:, : start + t]  # (B, S)
-            mask = _attention_mask(valid, start, t, kv_cache.keys.dtype)
+            if not fused:
+                valid = kv_cache.valid[:, : start + t]  # (B, S)
+                mask = _attention_mask(valid, start, t, kv_cache.keys.dtype)
         elif real is not None:
             mask = _attention_mask(real, 0, t, self.dtype)
         cos, sin = self._rope(position_ids, self.dtype)  # (B, T, 1, D) x 2
         x = self.model.embed_tokens(input_ids).to(self.dtype)  # (B, T, H)
-        for idx, layer in enumerate(self.model.layers):
-            x = layer(x, cos, sin, mask, kv_cache, idx, start)
+        if fused:
+            assert kv_cache is not None
+            x = self._fused_decode(x, cos, sin, kv_cache, start)
+        else:
+            for idx, layer in enumerate(self.model.layers):
+                x = layer(x, cos, sin, mask, kv_cache, idx, start)
         if kv_cache is not None:
             kv_cache.commit(t, real.sum(-1) if real is not None else torch.full((b,), t, device=device))
         if num_logits_to_keep > 0:
@@ -630,6 +643,67 @@ class BitNetForCausalLM(nn.Module):
         if w.dtype == torch.bfloat16 and (ops := _native_head_ops(h)) is not None:
             return ops.head_bf16_cpu(h.reshape(-1, h.shape[-1]), w).reshape(*h.shape[:-1], -1)  # (B, T, V)
         return F.linear(h.to(w.dtype), w).float()  # (B, T, V)
+
+    def _fused_decode_ready(self, cache: KVCache) -> bool:
+        """Whether a one-token step can run every layer as one native call (:meth:`_fused_decode`): CPU,
+        fp32 activations and cache, packed CPU-layout projections without bias, the native kernel loaded.
+        ``BITNET_FUSED_DECODE=0`` turns it off (the torch path computes the same, op by op)."""
+        if os.environ.get("BITNET_FUSED_DECODE", "1") == "0":
+            return False
+        if cache.keys.dtype != torch.float32 or cache.keys.device.type != "cpu":
+            return False
+        if self._fusable is None:
+            self._fusable = self._check_fusable()
+        return self._fusable
+
+    def _check_fusable(self) -> bool:
+        if self.mode != "inference" or self.dtype != torch.float32:
+            return False
+        for layer in self.model.layers:
+            assert isinstance(layer, DecoderLayer)
+            attn, mlp = layer.self_attn, layer.mlp
+            projections = (attn.qkv_proj, attn.o_proj, mlp.gate_up_proj, mlp.down_proj)
+            if not all(isinstance(p, BitLinear) for p in projections):  # e.g. a dense twin's nn.Linear
+                return False
+        for module in self.model.layers.modules():
+            if isinstance(module, BitLinear):
+                scale = module.weight_scale
+                if (module.packed is None or module.packed.layout != "cpu" or module.packed.device.type != "cpu"
+                        or module.bias is not None or scale is None or scale.dtype != torch.float32):
+                    return False
+            elif isinstance(module, RMSNorm) and module.weight.dtype != torch.float32:
+                return False
+        from bno_kernels.cpu import ops
+
+        return ops.available()
+
+    def _fused_decode(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache,
+                      start: int) -> torch.Tensor:
+        """Every decoder layer for one new token per row, one native call per layer: x (B, 1, H) -> (B, 1, H).
+
+        The same arithmetic as :class:`DecoderLayer` (in another summation order), without the ~25 torch
+        ops and their Python dispatch per layer. cos/sin (B, 1, 1, D).
+        """
+        from bno_kernels.cpu import ops
+
+        native = ops.load()
+        c = self.config
+        b = x.shape[0]
+        h = x.reshape(b, -1).contiguous()  # (B, H)
+        cos2 = cos.reshape(b, -1).contiguous()  # (B, D)
+        sin2 = sin.reshape(b, -1).contiguous()  # (B, D)
+        valid = cache.valid
+        for idx, layer in enumerate(self.model.layers):
+            assert isinstance(layer, DecoderLayer)
+            attn, mlp = layer.self_attn, layer.mlp
+            h = native.decode_layer(
+                h, layer.input_layernorm.weight, layer.post_attention_layernorm.weight, attn.attn_sub_norm.weight,
+                mlp.ffn_sub_norm.weight, c.rms_norm_eps,
+                *_packed_args(attn.qkv_proj), *_packed_args(attn.o_proj), *_packed_args(mlp.gate_up_proj),
+                *_packed_args(mlp.down_proj), cos2, sin2, cache.keys[idx], cache.values[idx], valid, start,
+                c.num_attention_heads, c.num_key_value_heads, c.intermediate_size,
+            )  # (B, H)
+        return h.reshape(b, 1, -1)
 
     # ---------------------------------------------------------------- accounting
     def parameter_counts(self) -> dict[str, int]:
@@ -688,6 +762,13 @@ class BitNetForCausalLM(nn.Module):
         """Bits of packed storage per ternary weight (inference mode; scales excluded)."""
         report = self.memory_report()
         return 8.0 * report["ternary_packed"] / self.parameter_counts()["ternary"]
+
+
+def _packed_args(layer: BitLinear) -> tuple[torch.Tensor, torch.Tensor]:
+    """(packed data, fp32 weight scale) of a projection, as the native fused decode takes them."""
+    assert layer.packed is not None and layer.weight_scale is not None
+    scale = layer.weight_scale if layer.weight_scale.is_contiguous() else layer.weight_scale.contiguous()
+    return layer.packed.data, scale.reshape(-1)
 
 
 def _attention_mask(valid: torch.Tensor, start: int, t: int, dtype: torch.dtype) -> torch.Tensor:

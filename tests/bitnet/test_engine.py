@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -190,3 +192,29 @@ def test_finished_rows_leave_the_batch_when_the_cache_can_drop_rows(model: BitNe
     assert calls and len(calls[0]) < len(PROMPTS)
     assert [r.token_ids for r in got] == [r.token_ids for r in expected]
     assert [r.finish_reason for r in got] == [r.finish_reason for r in expected]
+
+
+def test_fused_native_decode_matches_the_layer_by_layer_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-call-per-layer native decode computes what the torch modules compute, op by op."""
+    model = build_random_model("tiny", seed=3)
+    engine = Engine(model, ByteTokenizer(), add_bos=False)
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14]]  # left padding in the batch
+    config = GenerationConfig(max_new_tokens=10, temperature=0.0, stop_at_eos=False)
+    calls: list[int] = []
+    fused = BitNetForCausalLM._fused_decode
+
+    def counting(self: BitNetForCausalLM, *args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append(1)
+        return fused(self, *args, **kwargs)
+
+    monkeypatch.setattr(BitNetForCausalLM, "_fused_decode", counting)
+    with_fusion = engine.generate(prompts, config, return_logits=True)
+    assert len(calls) == 9, "every decode step after the prefill runs fused"
+    monkeypatch.setenv("BITNET_FUSED_DECODE", "0")
+    op_by_op = engine.generate(prompts, config, return_logits=True)
+    assert len(calls) == 9
+    for a, b in zip(with_fusion, op_by_op, strict=True):
+        assert a.token_ids == b.token_ids
+        assert a.logits is not None and b.logits is not None
+        for x, y in zip(a.logits, b.logits, strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)

@@ -1026,6 +1026,156 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& data, int64_t 
   return out;
 }
 
+
+// ---------------------------------------------------------------------------------------------------
+// One BitNet b1.58 decoder layer for one new token per row (decode), fused: the Python model calls it once
+// per layer instead of about 25 torch ops. Everything is fp32; the four projections are the fused
+// quantize + ternary matmul above (the kernels' threads), attention runs over the (b, head) pairs on the
+// same threads, the rest (norms, RoPE, relu², residuals) is vector work on the calling thread.
+//   x (B, H) residual stream -> returns the new residual stream (B, H); the layer's new key/value go to
+//   slot `start` of keys/values (B, Hkv, S, D), which must already be marked in valid (B, S).
+// The same arithmetic as the torch model, in another summation order: logits agree to ~1e-5 relative.
+// ---------------------------------------------------------------------------------------------------
+
+void rms_norm_rows(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * n;
+    float* o = out + r * n;
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+    for (int64_t i = 0; i < n; ++i) o[i] = (xr[i] * inv) * w[i];
+  }
+}
+
+void check_f32(const torch::Tensor& t, int64_t numel, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.numel() == numel,
+              "ternary_cpu.decode_layer: ", what, " must be a contiguous float32 CPU tensor of ", numel, " elements");
+}
+
+torch::Tensor decode_layer(const torch::Tensor& x, const torch::Tensor& input_norm, const torch::Tensor& post_norm,
+                           const torch::Tensor& attn_sub_norm, const torch::Tensor& ffn_sub_norm, double eps,
+                           const torch::Tensor& qkv, const torch::Tensor& qkv_scale, const torch::Tensor& o,
+                           const torch::Tensor& o_scale, const torch::Tensor& gate_up,
+                           const torch::Tensor& gate_up_scale, const torch::Tensor& down,
+                           const torch::Tensor& down_scale, const torch::Tensor& cos, const torch::Tensor& sin_signed,
+                           torch::Tensor keys, torch::Tensor values, const torch::Tensor& valid, int64_t start,
+                           int64_t num_heads, int64_t num_kv_heads, int64_t intermediate) {
+  TORCH_CHECK(x.dim() == 2, "ternary_cpu.decode_layer: x must be (B, H)");
+  const int64_t B = x.size(0), H = x.size(1);
+  TORCH_CHECK(keys.dim() == 4 && keys.size(0) == B && keys.size(1) == num_kv_heads && keys.is_contiguous() &&
+                  keys.scalar_type() == torch::kFloat32 && values.sizes() == keys.sizes() && values.is_contiguous() &&
+                  values.scalar_type() == torch::kFloat32,
+              "ternary_cpu.decode_layer: keys/values must be contiguous float32 (B, Hkv, S, D)");
+  const int64_t S = keys.size(2), D = keys.size(3);
+  const int64_t Hq = num_heads, Hkv = num_kv_heads, I = intermediate;
+  TORCH_CHECK(Hq % Hkv == 0 && D % 2 == 0, "ternary_cpu.decode_layer: bad head counts");
+  TORCH_CHECK(start >= 0 && start < S, "ternary_cpu.decode_layer: slot ", start, " outside the cache of ", S);
+  TORCH_CHECK(valid.scalar_type() == torch::kBool && valid.dim() == 2 && valid.size(0) == B && valid.size(1) >= S &&
+                  valid.stride(1) == 1,
+              "ternary_cpu.decode_layer: valid must be a bool (B, >= S) tensor");
+  check_f32(x, B * H, "x");
+  check_f32(input_norm, H, "input_norm");
+  check_f32(post_norm, H, "post_norm");
+  check_f32(attn_sub_norm, Hq * D, "attn_sub_norm");
+  check_f32(ffn_sub_norm, I, "ffn_sub_norm");
+  check_f32(cos, B * D, "cos");
+  check_f32(sin_signed, B * D, "sin_signed");
+  const float e = static_cast<float>(eps);
+  const int64_t Nqkv = (Hq + 2 * Hkv) * D;
+
+  // attention block: h = norm(x); qkv = W h; RoPE on q and k; k, v -> cache slot `start`
+  torch::Tensor h = torch::empty({B, H}, torch::kFloat32);
+  rms_norm_rows(x.data_ptr<float>(), input_norm.data_ptr<float>(), e, B, H, h.data_ptr<float>());
+  torch::Tensor qkv_out = matmul(h, qkv, Nqkv, H, qkv_scale, -1);  // (B, Nqkv)
+  float* qkvp = qkv_out.data_ptr<float>();
+  const float* cp = cos.data_ptr<float>();
+  const float* sp = sin_signed.data_ptr<float>();
+  float* kc = keys.data_ptr<float>();
+  float* vc = values.data_ptr<float>();
+  std::vector<float> tmp(static_cast<size_t>(D));
+  for (int64_t b = 0; b < B; ++b) {
+    float* row = qkvp + b * Nqkv;
+    for (int64_t hh = 0; hh < Hq + Hkv; ++hh) {  // q heads then k heads: x cos + roll(x, D/2) sin_signed
+      float* v = row + hh * D;
+      std::memcpy(tmp.data(), v, sizeof(float) * static_cast<size_t>(D));
+      for (int64_t i = 0; i < D; ++i) {
+        v[i] = tmp[static_cast<size_t>(i)] * cp[b * D + i] +
+               tmp[static_cast<size_t>((i + D / 2) % D)] * sp[b * D + i];
+      }
+    }
+    for (int64_t g = 0; g < Hkv; ++g) {
+      std::memcpy(kc + ((b * Hkv + g) * S + start) * D, row + (Hq + g) * D, sizeof(float) * static_cast<size_t>(D));
+      std::memcpy(vc + ((b * Hkv + g) * S + start) * D, row + (Hq + Hkv + g) * D,
+                  sizeof(float) * static_cast<size_t>(D));
+    }
+  }
+  // scores over the valid slots <= start (and always start itself), softmax, weighted values
+  torch::Tensor attn = torch::empty({B, Hq * D}, torch::kFloat32);
+  float* ap = attn.data_ptr<float>();
+  const bool* vp = valid.data_ptr<bool>();
+  const int64_t vstride = valid.stride(0);
+  const int64_t group = Hq / Hkv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int64_t L = start + 1;
+  parallel_chunks(B * Hq, [&](int64_t bh) {
+    const int64_t b = bh / Hq, hq = bh % Hq, g = hq / group;
+    const float* q = qkvp + b * Nqkv + hq * D;
+    const float* kb = kc + (b * Hkv + g) * S * D;
+    const float* vb = vc + (b * Hkv + g) * S * D;
+    std::vector<float> p(static_cast<size_t>(L));
+    float mx = -INFINITY;
+    for (int64_t t = 0; t < L; ++t) {
+      if (t != start && !vp[b * vstride + t]) {
+        p[static_cast<size_t>(t)] = -INFINITY;
+        continue;
+      }
+      float d = 0.0f;
+      const float* kt = kb + t * D;
+      for (int64_t i = 0; i < D; ++i) d += q[i] * kt[i];
+      d *= scale;
+      p[static_cast<size_t>(t)] = d;
+      mx = std::max(mx, d);
+    }
+    float sum = 0.0f;
+    for (int64_t t = 0; t < L; ++t) {
+      const float w = p[static_cast<size_t>(t)] == -INFINITY ? 0.0f : std::exp(p[static_cast<size_t>(t)] - mx);
+      p[static_cast<size_t>(t)] = w;
+      sum += w;
+    }
+    float* out = ap + b * Hq * D + hq * D;
+    for (int64_t i = 0; i < D; ++i) out[i] = 0.0f;
+    for (int64_t t = 0; t < L; ++t) {
+      const float w = p[static_cast<size_t>(t)];
+      if (w == 0.0f) continue;
+      const float* vt = vb + t * D;
+      for (int64_t i = 0; i < D; ++i) out[i] += w * vt[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < D; ++i) out[i] *= inv;
+  }, B);
+  torch::Tensor normed = torch::empty({B, Hq * D}, torch::kFloat32);
+  rms_norm_rows(ap, attn_sub_norm.data_ptr<float>(), e, B, Hq * D, normed.data_ptr<float>());
+  torch::Tensor o_out = matmul(normed, o, H, Hq * D, o_scale, -1);  // (B, H)
+  torch::Tensor x1 = x + o_out;  // (B, H)
+  // MLP block: down(ffn_sub_norm(relu(gate)² * up)) with h = norm(x1)
+  rms_norm_rows(x1.data_ptr<float>(), post_norm.data_ptr<float>(), e, B, H, h.data_ptr<float>());
+  torch::Tensor gu = matmul(h, gate_up, 2 * I, H, gate_up_scale, -1);  // (B, 2I)
+  torch::Tensor a = torch::empty({B, I}, torch::kFloat32);
+  const float* gup = gu.data_ptr<float>();
+  float* apx = a.data_ptr<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t i = 0; i < I; ++i) {
+      const float gv = std::max(gup[b * 2 * I + i], 0.0f);
+      apx[b * I + i] = (gv * gv) * gup[b * 2 * I + I + i];
+    }
+  }
+  torch::Tensor an = torch::empty({B, I}, torch::kFloat32);
+  rms_norm_rows(apx, ffn_sub_norm.data_ptr<float>(), e, B, I, an.data_ptr<float>());
+  torch::Tensor d_out = matmul(an, down, H, I, down_scale, -1);  // (B, H)
+  return x1 + d_out;
+}
+
 int64_t best_isa() { return cpu_best_isa(); }
 
 void set_scheduler(int64_t which) {
@@ -1087,6 +1237,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("isa") = -1);
   m.def("head_q4", &head_q4, "4-bit grouped head: x (M, K) -> float32 (M, V)", py::arg("x"), py::arg("codes"),
         py::arg("scales"), py::arg("isa") = -1);
+  m.def("decode_layer", &decode_layer, "one decoder layer for one new token per row, fused (float32)");
   m.def("read_bandwidth", &read_bandwidth, "best read bytes/s of the kernel's threads over buf", py::arg("buf"),
         py::arg("repeats") = 3);
   m.def("pool_worker_chunks", &pool_worker_chunks, "chunks run by pool workers so far (diagnostics)");
