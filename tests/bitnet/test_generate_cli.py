@@ -149,3 +149,12 @@ def test_model_directory_with_a_tokenizer_json(capsys: pytest.CaptureFixture[str
     assert words <= {"hello", "world", "<unk>"}
     if 2 in result["token_ids"]:
         assert result["finish_reason"] == "stop" and result["token_ids"][-1] == 2
+
+
+@pytest.mark.parametrize("head", ["int8", "q4"])
+def test_head_precision_option(head: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--shape", "tiny", "--prompt", "ab", "--head", head, "--max-new-tokens", "3",
+                 "--json"]) == 0
+    assert '"finish_reason"' in capsys.readouterr().out
+    assert main(["generate", "--shape", "tiny", "--prompt", "ab", "--head", "q4", "--int8-head"]) == 2
+    assert "disagree" in capsys.readouterr().err

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """MODEL | --shape NAME [--layers N] [--seed-weights S], --threads, --int8-head."""
+    """MODEL | --shape NAME [--layers N] [--seed-weights S], --threads, --head / --int8-head."""
     parser.add_argument("model", nargs="?", metavar="MODEL", help="model directory (config.json + weights)")
     parser.add_argument("--shape", metavar="NAME",
                         help="build a random-weight model of a named shape in memory instead (e.g. 2b4t, tiny)")
@@ -30,7 +30,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-seed", type=int, default=0, metavar="S", help="with --shape: weight seed (default 0)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and the kernels")
     parser.add_argument("--int8-head", action="store_true",
-                        help="quantize the output head (and the tied embedding) to int8 per row")
+                        help="quantize the output head (and the tied embedding) to int8 per row (= --head int8)")
+    parser.add_argument("--head", choices=("float", "int8", "q4"), default=None,
+                        help="precision of the output head: float (as stored), int8 per row (its table also "
+                             "serves a tied embedding), q4 (4-bit, groups of 32: fewest bytes per token)")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, *, default_max_new: int = 64) -> None:
@@ -109,10 +112,11 @@ def load_model(args: argparse.Namespace) -> tuple[Any, Any]:
         tokenizer = load_tokenizer(path)
     else:
         raise ConfigError("give a MODEL directory or --shape NAME")
-    if args.int8_head:
-        from bno_bitnet.shapes import use_int8_head
-
-        use_int8_head(model, int8_embedding=model.config.tie_word_embeddings)
+    head = args.head or ("int8" if args.int8_head else "float")
+    if args.int8_head and head != "int8":
+        raise ConfigError(f"--int8-head and --head {head} disagree: give one of them")
+    if head != "float":
+        model.quantize_head(head, int8_embedding=head == "int8" and model.config.tie_word_embeddings)
     return model, tokenizer
 
 
