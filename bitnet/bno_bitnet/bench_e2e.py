@@ -12,12 +12,15 @@ RSS is its own (the kernel's high-water mark is reset through ``/proc/self/clear
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +135,11 @@ class Measurement:
     logits_rel_rms_error: float | None = None  # vs the float head on the prompt: rms(err) / rms(float logits)
     logits_max_abs_error: float | None = None  # vs the float head, over every prompt position and token
     top1_agreement: float | None = None  # share of prompt positions whose argmax token equals the float head's
+    decode_runs: list[float] = field(default_factory=list)  # decode tokens/s of each timed run, in order
+    prefill_runs: list[float] = field(default_factory=list)  # prefill tokens/s of each timed run
+    busy_core: int | None = None  # the core a busy process was pinned to for the busy runs
+    busy_decode_runs: list[float] = field(default_factory=list)  # decode tokens/s with that process running
+    busy_prefill_runs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -256,6 +264,7 @@ class _Phase:
     head: str = "float"  # head precision of ours: float, int8 or q4 (int8_head means int8)
     hf_dtype: str = "bfloat16"
     save_to: str | None = None
+    busy_core: int | None = None  # also time the runs with a busy process pinned to this core
 
 
 def _phase_config(phase: _Phase) -> Any:
@@ -317,6 +326,10 @@ def _run_phase(phase: _Phase) -> Measurement | None:
     prompt, new_tokens = phase.prompt, phase.new_tokens
     runner(prompt[: min(len(prompt), 16)], 4)  # warm-up: first-call allocations and lazy setup
     runs = [runner(prompt, new_tokens) for _ in range(phase.repeats)]
+    busy_runs: list[_Run] = []
+    if phase.busy_core is not None:
+        with busy_process(phase.busy_core):
+            busy_runs = [runner(prompt, new_tokens) for _ in range(phase.repeats)]
     peak = peak_rss_bytes()
     del runner, model
     gc.collect()
@@ -338,7 +351,36 @@ def _run_phase(phase: _Phase) -> Measurement | None:
         read_bytes_per_s=read_bw,
         logits_rel_rms_error=head_error.get("rel_rms"), logits_max_abs_error=head_error.get("max_abs"),
         top1_agreement=head_error.get("top1"),
+        decode_runs=[r.decode_steps / r.decode_s if r.decode_s > 0 else 0.0 for r in runs],
+        prefill_runs=[len(prompt) / r.prefill_s if r.prefill_s > 0 else 0.0 for r in runs],
+        busy_core=phase.busy_core,
+        busy_decode_runs=[r.decode_steps / r.decode_s if r.decode_s > 0 else 0.0 for r in busy_runs],
+        busy_prefill_runs=[len(prompt) / r.prefill_s if r.prefill_s > 0 else 0.0 for r in busy_runs],
     )
+
+
+@contextlib.contextmanager
+def busy_process(core: int) -> Iterator[int]:
+    """A child process spinning on one core (``sched_setaffinity``) for the block: the load of another
+    program on a shared machine. Yields its pid; it is killed and reaped on exit."""
+    if core < 0 or core >= (os.cpu_count() or 1):
+        raise ConfigError(f"--busy-core: this machine has cores 0..{(os.cpu_count() or 1) - 1}, got {core}")
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    try:
+        os.sched_setaffinity(child.pid, {core})
+        time.sleep(0.2)  # let it reach its core and spin
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+
+
+def spread(values: Sequence[float]) -> float:
+    """(max - min) / median of a series (0 for fewer than two values)."""
+    if len(values) < 2:
+        return 0.0
+    mid = statistics.median(values)
+    return (max(values) - min(values)) / mid if mid > 0 else 0.0
 
 
 def _quantize_head(model: nn.Module, phase: _Phase) -> dict[str, float]:
@@ -438,7 +480,8 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
             prompt_len: int = 128, new_tokens: int = 32, layers: int | None = None,
             compare: Sequence[str] = COMPARES, compare_layers: int | None = None, int8_head: bool = False,
             int8_embedding: bool = False, repeats: int = 1, seed: int = 0, hf_dtype: str = "bfloat16", isolate: bool = True,
-            log: Callable[[str], None] | None = None, heads: Sequence[str] = ()) -> E2EReport:
+            log: Callable[[str], None] | None = None, heads: Sequence[str] = (),
+            busy_core: int | None = None) -> E2EReport:
     """Measure ours (and ``compare`` baselines) on a shape's random weights or a model directory.
 
     ``isolate`` runs each model in a fresh process (spawn), so each peak RSS and model RSS is its own.
@@ -513,6 +556,8 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
     load_before = os.getloadavg()
 
     def phase(name: str, kind: str, depth: int, **extra: Any) -> _Phase:
+        if kind == "ours" and "busy_core" not in extra:
+            extra["busy_core"] = busy_core
         return _Phase(name=name, kind=kind, layers=depth, prompt=prompt, new_tokens=new_tokens, repeats=repeats,
                       threads=n_threads, seed=seed, shape_config=shape_dict,
                       model_dir=None if model_dir is None else str(model_dir), **extra)
@@ -634,6 +679,19 @@ def format_report(report: E2EReport) -> str:
         for m in bandwidth:
             lines.append(f"  {m.name:<40} {m.bytes_per_token / 1e6:8.0f} MB/token  {m.decode_bytes_per_s / 1e9:6.1f} GB/s "
                          f"of {m.read_bytes_per_s / 1e9:5.1f} GB/s read ({100 * m.decode_bytes_per_s / m.read_bytes_per_s:3.0f}%)")
+    if any(len(m.decode_runs) > 1 for m in report.measurements):
+        lines.append("")
+        lines.append("steadiness ((max - min) / median over the timed runs; with a busy process pinned to one core: "
+                     "median busy / median quiet):")
+        for m in report.measurements:
+            if len(m.decode_runs) < 2:
+                continue
+            line = (f"  {m.name:<40} decode spread {100 * spread(m.decode_runs):4.1f}% "
+                    f"[{', '.join(f'{v:.1f}' for v in m.decode_runs)}], prefill spread {100 * spread(m.prefill_runs):4.1f}%")
+            if m.busy_decode_runs:
+                line += (f"; core {m.busy_core} busy: decode {statistics.median(m.busy_decode_runs) / statistics.median(m.decode_runs):.2f}, "
+                         f"prefill {statistics.median(m.busy_prefill_runs) / statistics.median(m.prefill_runs):.2f} of quiet")
+            lines.append(line)
     errors = [m for m in report.measurements if m.logits_rel_rms_error is not None]
     if errors:
         lines.append("")

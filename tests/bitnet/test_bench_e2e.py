@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -156,3 +157,43 @@ def test_model_directory_source(tmp_path: pytest.TempPathFactory) -> None:
     assert report.ratios["int8_head_decode_speedup_vs_dense"] > 0  # same depth: the int8 head is compared too
     with pytest.raises(ConfigError, match="--layers only applies with --shape"):
         run_e2e(model_dir=model_dir, layers=1, compare=())
+
+
+def test_spread_and_head_parsing() -> None:
+    from bno_bitnet.bench_e2e import parse_heads, spread
+
+    assert spread([10.0, 11.0, 9.0]) == pytest.approx(0.2)
+    assert spread([5.0]) == 0.0
+    assert parse_heads("int8, Q4") == ["int8", "q4"]
+    assert parse_heads("") == ["float"]
+    with pytest.raises(ConfigError, match="unknown precision"):
+        parse_heads("int4")
+
+
+def test_busy_process_spins_on_its_core_and_is_reaped() -> None:
+    from bno_bitnet.bench_e2e import busy_process
+
+    with busy_process(0) as pid:
+        assert os.sched_getaffinity(pid) == {0}
+        assert os.path.exists(f"/proc/{pid}")
+    assert not os.path.exists(f"/proc/{pid}"), "the busy process is killed and reaped"
+    with pytest.raises(ConfigError, match="busy-core"), busy_process(10_000):
+        pass
+
+
+def test_quantized_heads_and_busy_runs_are_reported() -> None:
+    report = run_e2e(shape="tiny", layers=1, threads=1, prompt_len=8, new_tokens=4, compare=[], repeats=2,
+                     heads=["int8", "q4"], busy_core=0, isolate=False)
+    by_head = {m.head: m for m in report.measurements}
+    assert set(by_head) == {"float", "int8", "q4"}
+    assert by_head["float"].logits_rel_rms_error is None
+    for head in ("int8", "q4"):
+        m = by_head[head]
+        assert m.logits_rel_rms_error is not None and 0 < m.logits_rel_rms_error < 0.5
+        assert m.top1_agreement is not None and 0 <= m.top1_agreement <= 1
+    for m in report.measurements:
+        assert len(m.decode_runs) == 2 and len(m.busy_decode_runs) == 2 and m.busy_core == 0
+        assert m.bytes_per_token > 0 and m.read_bytes_per_s > 0
+    assert by_head["q4"].bytes_per_token < by_head["int8"].bytes_per_token
+    text = format_report(report)
+    assert "steadiness" in text and "head precision vs the float head" in text and "GB/s read" in text

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         shape=args.shape, model_dir=args.model, threads=args.threads, prompt_len=args.prompt_len,
         new_tokens=args.new_tokens, layers=args.layers, compare=compare, compare_layers=args.compare_layers,
         int8_head=args.int8_head, int8_embedding=args.int8_embedding, repeats=args.repeats, seed=args.weights_seed, hf_dtype=args.hf_dtype,
-        isolate=not args.same_process, log=log, heads=parse_heads(args.head),
+        isolate=not args.same_process, log=log, heads=parse_heads(args.head), busy_core=args.busy_core,
     )
     if args.json:
         print_json(report.to_json())
@@ -58,6 +58,9 @@ def register_bench(bench_sub: Any) -> None:
                         help="depth of the baselines (default: full depth if the dense twin fits in half "
                              "the available memory); ours is measured at that depth too for the ratios")
     parser.add_argument("--int8-head", action="store_true", help="also measure ours with an int8 head")
+    parser.add_argument("--busy-core", type=int, metavar="CORE",
+                        help="after the quiet runs, time ours again with a busy process pinned to CORE and report "
+                             "the ratio (how the thread runtime copes with another program on the machine)")
     parser.add_argument("--head", default="float", metavar="LIST",
                         help="head precisions of ours to measure: float, int8, q4 (comma list; default float); "
                              "a quantized head's logits error against the float head is reported")
