@@ -24,9 +24,9 @@
 // The pool claims chunks dynamically: the caller works too and returns as soon as every chunk is done, so a
 // worker the OS has not scheduled yet costs nothing. A worker preempted while it holds a chunk (another
 // process on its core) makes the caller wait up to a scheduler time slice (milliseconds, against the
-// microseconds a call takes); the pool measures that wait and, when it exceeds STALL_NS, runs the next calls
-// on the caller alone for a back-off period (doubling up to BACKOFF_MAX_NS while stalls recur), then tries
-// the workers again. On a quiet machine no call stalls and every call uses all threads. The engine runs
+// microseconds a call takes); the pool measures that wait and, when it exceeds STALL_NS and a quarter of the
+// call's own work (a long prefill GEMM keeps both threads), runs the next calls on the caller alone for a
+// back-off period (doubling up to BACKOFF_MAX_NS while stalls recur), then tries the workers again. On a quiet machine no call stalls and every call uses all threads. The engine runs
 // torch's own ops on one thread while the kernels own the threads (bno_kernels.cpu.ops.kernel_threads), so
 // no OpenMP team spins against the pool's workers. Measured on 2 cores (2B4T shape, int8 head): with a busy
 // process pinned to one core, OpenMP kept 0.30 of the quiet decode speed and 0.31 of the prefill; the pool
@@ -155,6 +155,7 @@ class Pool {
       std::lock_guard<std::mutex> lk(mu_);
       cv_.notify_all();
     }
+    const int64_t began = now_ns();
     work(0, P);
     // Wait only for chunks that were claimed and are still running.
     int spins = 0;
@@ -168,7 +169,8 @@ class Pool {
       }
     }
     fn_ = nullptr;
-    note_wait(waited_from == 0 ? 0 : now_ns() - waited_from);
+    // A long call (a prefill GEMM) keeps both threads unless the wait was a large share of it.
+    if (waited_from != 0) note_wait(now_ns() - waited_from, waited_from - began);
   }
 
   // Whether calls should run on the caller alone now (a recent call stalled on a preempted worker).
@@ -183,7 +185,7 @@ class Pool {
         .count();
   }
 
-  std::atomic<int64_t> stalls_{0};      // calls that waited more than STALL_NS on a worker
+  std::atomic<int64_t> stalls_{0};      // calls that waited too long on a preempted worker (see note_wait)
   std::atomic<int64_t> solo_calls_{0};  // calls run on the caller alone during a back-off
 
  private:
@@ -194,8 +196,8 @@ class Pool {
   static constexpr int64_t BACKOFF_MAX_NS = 1000000000;   // 1 s
   static constexpr int64_t CLEAN_CALLS_TO_RESET = 4096;   // stall-free calls before the back-off shrinks again
 
-  void note_wait(int64_t waited) {
-    if (waited > STALL_NS) {
+  void note_wait(int64_t waited, int64_t worked) {
+    if (waited > std::max(STALL_NS, worked / 4)) {
       stalls_.fetch_add(1, std::memory_order_relaxed);
       clean_calls_ = 0;
       solo_until_ns_.store(now_ns() + backoff_ns_, std::memory_order_relaxed);
