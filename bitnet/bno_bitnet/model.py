@@ -331,13 +331,16 @@ HEAD_PRECISIONS: tuple[str, ...] = ("float", "int8", "q4")
 _NATIVE_HEAD_MAX_ROWS = 64  # logits rows up to which the native head kernels run (decode, last-token prefill)
 
 
-def _native_head_ops(h: torch.Tensor) -> Any:
-    """The native CPU kernels' module when they can run this head call, else None."""
+def _native_head_ops(h: torch.Tensor, *, only_if_fast: bool = True) -> Any:
+    """The native CPU kernels' module when they should run this head call, else None. ``only_if_fast``:
+    only where they beat torch's matmuls (AVX512-VNNI); the 4-bit head has no torch equivalent and takes
+    the native kernel wherever it loads."""
     if h.device.type != "cpu" or h.reshape(-1, h.shape[-1]).shape[0] > _NATIVE_HEAD_MAX_ROWS:
         return None
     from bno_kernels.cpu import ops
 
-    return ops if ops.available() else None
+    usable = ops.heads_are_fast() if only_if_fast else ops.available()
+    return ops if usable else None
 
 
 class Int8Head(nn.Module):
@@ -400,7 +403,7 @@ class Q4Head(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """h (..., H) -> logits (..., V) float32."""
         flat = h.reshape(-1, h.shape[-1]).float()  # (M, H)
-        ops = _native_head_ops(flat)
+        ops = _native_head_ops(flat, only_if_fast=False)
         if ops is not None:
             y = ops.head_q4_cpu(flat, self.codes, self.scales)  # (M, V)
         else:

@@ -249,3 +249,15 @@ def read_bandwidth(nbytes: int = 512 * 1024 * 1024, repeats: int = 3) -> float:
     nbytes = max(4096, nbytes // 4096 * 4096)
     buf = torch.ones(nbytes, dtype=torch.uint8)  # written once: every page is resident before timing
     return float(load().read_bandwidth(buf, repeats))
+
+
+_heads_fast: bool | None = None
+
+
+def heads_are_fast() -> bool:
+    """Whether the native head kernels beat torch's here: they are written for AVX512-VNNI (elsewhere their
+    portable loops are slower than torch's own int8 and bf16 matmuls, which the model then uses)."""
+    global _heads_fast
+    if _heads_fast is None:
+        _heads_fast = available() and best_isa() == "avx512"
+    return _heads_fast
