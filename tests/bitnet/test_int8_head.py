@@ -69,3 +69,34 @@ def test_select_rows_keeps_the_chosen_rows() -> None:
     assert cache.batch_size == 2 and cache.length == length
     assert torch.equal(cache.keys, keys[:, keep]) and torch.equal(cache.values, values[:, keep])
     assert torch.equal(cache.valid, valid[keep]) and torch.equal(cache.seen, seen[keep])
+
+
+def test_int8_head_native_and_torch_paths_agree_bit_for_bit() -> None:
+    """Up to 64 rows go to the native kernel, more to torch._int_mm: the same logits either way."""
+    from bno_bitnet.model import Int8Head
+
+    torch.manual_seed(1)
+    head = Int8Head(torch.randn(300, 64))
+    h = torch.randn(70, 64) * 2  # (70, H): one call of 70 rows (torch), then row by row (native)
+    together = head(h)  # (70, V)
+    one_by_one = torch.cat([head(h[i : i + 1]) for i in range(70)])
+    assert torch.equal(together, one_by_one)
+
+
+def test_q4_head_is_close_to_the_float_head_and_smaller() -> None:
+    torch.manual_seed(2)
+    model = BitNetForCausalLM(_config(), mode="inference")
+    ids = torch.tensor([[3, 17, 200, 5, 42, 8]])
+    with torch.no_grad():
+        reference = model(ids)  # (1, T, V)
+        model.quantize_head("q4")
+        got = model(ids)
+    assert model.head_precision == "q4"
+    report = model.memory_report()
+    assert 0 < report["lm_head_q4"] < _config().vocab_size * _config().hidden_size  # under a byte per weight
+    rel = float((got - reference).square().mean().sqrt() / reference.square().mean().sqrt())
+    assert rel < 0.2, rel
+    with pytest.raises(ConfigError, match="already quantized"):
+        model.quantize_head("int8")
+    with pytest.raises(ConfigError, match="expected one of"):
+        BitNetForCausalLM(_config(), mode="inference").quantize_head("int3")
