@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bno_bitnet.commands.model",
     "bno_bitnet.commands.train",
     "bno_bitnet.commands.generate",
+    "bno_bitnet.commands.server",
 )
 BENCH_MODULES: tuple[str, ...] = ("bno_bitnet.commands.bench_e2e", "bno_bitnet.commands.bench_kernels")
 
