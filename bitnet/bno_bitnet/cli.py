@@ -21,7 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bno_bitnet.commands.generate",
     "bno_bitnet.commands.server",
 )
-BENCH_MODULES: tuple[str, ...] = ("bno_bitnet.commands.bench_e2e", "bno_bitnet.commands.bench_kernels")
+BENCH_MODULES: tuple[str, ...] = ("bno_bitnet.commands.bench_e2e", "bno_bitnet.commands.bench_kernels",
+                                  "bno_bitnet.commands.bench_serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -326,3 +326,15 @@ def test_cli_refuses_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--max-batch" in capsys.readouterr().err
     assert main(["serve", "--shape", "tiny", "--port", "70000"]) == 2
     assert torch.get_num_threads() >= 1
+
+
+def test_bench_serve_reports_aggregate_against_one_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    from bno_bitnet.cli import main
+
+    assert main(["bench", "serve", "--shape", "tiny", "--threads", "1", "--streams", "4", "--tokens", "8",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["streams"] == 4 and result["identical_to_sequential"] is True and result["all_complete"] is True
+    assert result["single_stream_tokens_per_s"] > 0 and result["aggregate_tokens_per_s"] > 0
+    assert result["aggregate_vs_single"] == pytest.approx(
+        result["aggregate_tokens_per_s"] / result["single_stream_tokens_per_s"])
