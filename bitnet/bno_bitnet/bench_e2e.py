@@ -32,7 +32,7 @@ from bno_bitnet.errors import CheckpointError, ConfigError
 
 MIB = 1024 * 1024
 TARGETS_2B4T = {"decode_tokens_per_s": 24.0, "prefill_tokens_per_s": 55.0, "model_rss_bytes": 1.5e9}
-COMPARES: tuple[str, ...] = ("dense", "transformers")
+COMPARES: tuple[str, ...] = ("dense", "transformers", "llama.cpp")
 
 
 # ==================================================================== memory
@@ -265,6 +265,8 @@ class _Phase:
     hf_dtype: str = "bfloat16"
     save_to: str | None = None
     busy_core: int | None = None  # also time the runs with a busy process pinned to this core
+    gguf_head: str = "f16"  # llama.cpp phases: the embedding/head type of the GGUF
+    gguf_path: str | None = None  # llama.cpp phases: the GGUF file (written by the "gguf" phase)
 
 
 def _phase_config(phase: _Phase) -> Any:
@@ -298,6 +300,11 @@ def _build(phase: _Phase) -> tuple[nn.Module, Callable[[nn.Module], Callable[[li
 def _run_phase(phase: _Phase) -> Measurement | None:
     """Build, warm up, time ``repeats`` runs (in this process). The "save" phase writes a checkpoint."""
     torch.set_num_threads(phase.threads)
+    if phase.kind == "gguf":
+        _write_gguf_phase(phase)
+        return None
+    if phase.kind == "llamacpp":
+        return _run_llamacpp_phase(phase)
     if phase.kind == "save":
         from bno_bitnet import shapes
         from bno_bitnet.hf import save_pretrained
@@ -381,6 +388,66 @@ def spread(values: Sequence[float]) -> float:
         return 0.0
     mid = statistics.median(values)
     return (max(values) - min(values)) / mid if mid > 0 else 0.0
+
+
+def _write_gguf_phase(phase: _Phase) -> None:
+    """Write the phase's weights (the shape's seed or the model directory) as llama.cpp's TQ2_0 GGUF."""
+    from bno_bitnet import shapes
+    from bno_bitnet.gguf_export import write_gguf
+    from bno_bitnet.hf import from_pretrained
+
+    assert phase.gguf_path is not None, "the gguf phase needs a target"
+    if phase.model_dir is None:
+        model = shapes.build_random_model(_phase_config(phase), seed=phase.seed)
+    else:
+        model = from_pretrained(Path(phase.model_dir), mode="inference", embed_dtype=torch.bfloat16)
+    write_gguf(model, phase.gguf_path, head=phase.gguf_head)
+
+
+def _run_llamacpp_phase(phase: _Phase) -> Measurement:
+    """llama.cpp (llama-cpp-python) on the phase's GGUF, timed as our engine is."""
+    from bno_bitnet import bench_llamacpp
+
+    assert phase.gguf_path is not None, "the llama.cpp phase needs its GGUF"
+    gc.collect()
+    base = rss_bytes()
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    prompt, new_tokens = phase.prompt, phase.new_tokens
+    llm = bench_llamacpp.load(Path(phase.gguf_path), threads=phase.threads, context=len(prompt) + new_tokens + 8,
+                              batch=max(len(prompt), 16))
+    build_s = time.perf_counter() - t0
+    model_rss = rss_bytes() - base
+    bench_llamacpp.generate(llm, prompt[: min(len(prompt), 16)], 4)  # warm-up
+    runs = [bench_llamacpp.generate(llm, prompt, new_tokens) for _ in range(phase.repeats)]
+    busy_runs = []
+    if phase.busy_core is not None:
+        with busy_process(phase.busy_core):
+            busy_runs = [bench_llamacpp.generate(llm, prompt, new_tokens) for _ in range(phase.repeats)]
+    peak = peak_rss_bytes()
+    file_bytes = Path(phase.gguf_path).stat().st_size
+    del llm
+    gc.collect()
+    prefill, decode = bench_llamacpp.median_run(runs)
+    steps = runs[0].decode_steps
+    return Measurement(
+        name=phase.name, layers=phase.layers, prompt_len=len(prompt), new_tokens=new_tokens,
+        prefill_tokens_per_s=len(prompt) / prefill if prefill > 0 else 0.0,
+        decode_tokens_per_s=steps / decode if decode > 0 else 0.0,
+        time_to_first_token_s=prefill, prefill_s=prefill, decode_s=decode,
+        prefill_cpu_s=statistics.median(r.prefill_cpu_s for r in runs),
+        decode_cpu_ms_per_token=1000 * statistics.median(r.decode_cpu_s for r in runs) / max(steps, 1),
+        peak_rss_bytes=peak, model_rss_bytes=model_rss, tensor_bytes=file_bytes, build_s=build_s,
+        repeats=phase.repeats, head=phase.gguf_head,
+        bytes_per_token=file_bytes,  # the GGUF holds the weights a step reads (the embedding is also the head)
+        decode_bytes_per_s=file_bytes * (steps / decode if decode > 0 else 0.0),
+        read_bytes_per_s=measure_read_bandwidth(),
+        decode_runs=[r.decode_steps / r.decode_s if r.decode_s > 0 else 0.0 for r in runs],
+        prefill_runs=[len(prompt) / r.prefill_s if r.prefill_s > 0 else 0.0 for r in runs],
+        busy_core=phase.busy_core,
+        busy_decode_runs=[r.decode_steps / r.decode_s if r.decode_s > 0 else 0.0 for r in busy_runs],
+        busy_prefill_runs=[len(prompt) / r.prefill_s if r.prefill_s > 0 else 0.0 for r in busy_runs],
+    )
 
 
 def _quantize_head(model: nn.Module, phase: _Phase) -> dict[str, float]:
@@ -481,7 +548,7 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
             compare: Sequence[str] = COMPARES, compare_layers: int | None = None, int8_head: bool = False,
             int8_embedding: bool = False, repeats: int = 1, seed: int = 0, hf_dtype: str = "bfloat16", isolate: bool = True,
             log: Callable[[str], None] | None = None, heads: Sequence[str] = (),
-            busy_core: int | None = None) -> E2EReport:
+            busy_core: int | None = None, gguf_heads: Sequence[str] = ("f16",)) -> E2EReport:
     """Measure ours (and ``compare`` baselines) on a shape's random weights or a model directory.
 
     ``isolate`` runs each model in a fresh process (spawn), so each peak RSS and model RSS is its own.
@@ -513,6 +580,14 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
     n_threads = threads if threads is not None else torch.get_num_threads()
     notes: list[str] = []
     compare = list(dict.fromkeys(compare))
+    if "llama.cpp" in compare:
+        from bno_bitnet.bench_llamacpp import require_llama_cpp
+        from bno_bitnet.gguf_export import HEAD_TYPES
+
+        require_llama_cpp()
+        for h in gguf_heads:
+            if h not in HEAD_TYPES:
+                raise ConfigError(f"--gguf-head: unknown type {h!r}; expected {', '.join(HEAD_TYPES)}")
     if "transformers" in compare:
         try:
             import transformers  # noqa: F401
@@ -556,7 +631,7 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
     load_before = os.getloadavg()
 
     def phase(name: str, kind: str, depth: int, **extra: Any) -> _Phase:
-        if kind == "ours" and "busy_core" not in extra:
+        if kind in ("ours", "llamacpp") and "busy_core" not in extra:
             extra["busy_core"] = busy_core
         return _Phase(name=name, kind=kind, layers=depth, prompt=prompt, new_tokens=new_tokens, repeats=repeats,
                       threads=n_threads, seed=seed, shape_config=shape_dict,
@@ -609,6 +684,23 @@ def run_e2e(*, shape: str | None = None, model_dir: str | Path | None = None, th
         if compare_depth != full_layers:
             notes.append(f"ratios compare per-token times at equal depth ({compare_depth} layers); "
                          f"absolute figures of ours at full depth are in the first row")
+    if "llama.cpp" in compare:
+        ours_rows = [m for m in measurements if m.name.startswith("bitnet") and m.layers == full_layers]
+        with tempfile.TemporaryDirectory(prefix="bitnet-bench-gguf-") as tmp:
+            for gguf_head in gguf_heads:
+                path = str(Path(tmp) / f"model-{gguf_head}.gguf")
+                say(f"writing the same weights as a TQ2_0 GGUF ({gguf_head} embedding/head)")
+                _execute(phase("gguf", "gguf", full_layers, gguf_head=gguf_head, gguf_path=path), isolate)
+                ref = measure(phase(f"llama.cpp TQ2_0, {gguf_head} head", "llamacpp", full_layers,
+                                    gguf_head=gguf_head, gguf_path=path))
+                measurements.append(ref)
+                Path(path).unlink(missing_ok=True)
+                for m in ours_rows:
+                    label = m.name.removeprefix("bitnet (packed").removeprefix(", ").removesuffix(")") or "float head"
+                    ratios.update(_ratios(f"llama.cpp_{gguf_head}", m, ref, prefix=f"[{label}] "))
+        notes.append("llama.cpp runs the same ternary weights (TQ2_0, the per-projection scale folded into its "
+                     "block scales) through llama-cpp-python; its bitnet graph uses silu(gate)*up where 2B4T has "
+                     "relu(gate)^2*up, one vector op per layer: the bytes and matmuls are the same")
     targets: dict[str, dict[str, float | bool]] = {}
     if shape is not None and shape.lower() == "2b4t" and layers is None:
         for m in (m for m in measurements if m.layers == full_layers and m.name.startswith("bitnet")):

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
         new_tokens=args.new_tokens, layers=args.layers, compare=compare, compare_layers=args.compare_layers,
         int8_head=args.int8_head, int8_embedding=args.int8_embedding, repeats=args.repeats, seed=args.weights_seed, hf_dtype=args.hf_dtype,
         isolate=not args.same_process, log=log, heads=parse_heads(args.head), busy_core=args.busy_core,
+        gguf_heads=[h.strip().lower() for h in args.gguf_head.split(",") if h.strip()],
     )
     if args.json:
         print_json(report.to_json())
@@ -53,7 +54,11 @@ def register_bench(bench_sub: Any) -> None:
     parser.add_argument("--new-tokens", type=int, default=32, metavar="N", help="generated tokens (default 32)")
     parser.add_argument("--repeats", type=int, default=1, metavar="N", help="timed runs per model (median)")
     parser.add_argument("--compare", default="dense,transformers", metavar="LIST",
-                        help="baselines: dense, transformers, or none (default dense,transformers)")
+                        help="baselines: dense, transformers, llama.cpp (the same weights as a TQ2_0 GGUF through "
+                             "llama-cpp-python: the bench extra), or none (default dense,transformers)")
+    parser.add_argument("--gguf-head", default="f16", metavar="LIST",
+                        help="with --compare llama.cpp: the GGUF's embedding/head types, f16, q8_0, q6_k "
+                             "(comma list, one llama.cpp row each; default f16)")
     parser.add_argument("--compare-layers", type=int, metavar="N",
                         help="depth of the baselines (default: full depth if the dense twin fits in half "
                              "the available memory); ours is measured at that depth too for the ratios")

@@ -724,6 +724,35 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) int32_t dot_u8s8
 }
 #endif
 
+#if BITNET_X86
+// Four table rows at once (four weight streams in flight; the activations loaded once per step).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void dot4_u8s8_avx512(const uint8_t* xu,
+                                                                                     const int8_t* w, int64_t K,
+                                                                                     int32_t* out) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    const __m512i x = _mm512_loadu_si512(xu + k);
+    a0 = _mm512_dpbusd_epi32(a0, x, _mm512_loadu_si512(w + k));
+    a1 = _mm512_dpbusd_epi32(a1, x, _mm512_loadu_si512(w + K + k));
+    a2 = _mm512_dpbusd_epi32(a2, x, _mm512_loadu_si512(w + 2 * K + k));
+    a3 = _mm512_dpbusd_epi32(a3, x, _mm512_loadu_si512(w + 3 * K + k));
+  }
+  if (k < K) {
+    const __mmask64 m = (~uint64_t(0)) >> (64 - (K - k));
+    const __m512i x = _mm512_maskz_loadu_epi8(m, xu + k);
+    a0 = _mm512_dpbusd_epi32(a0, x, _mm512_maskz_loadu_epi8(m, w + k));
+    a1 = _mm512_dpbusd_epi32(a1, x, _mm512_maskz_loadu_epi8(m, w + K + k));
+    a2 = _mm512_dpbusd_epi32(a2, x, _mm512_maskz_loadu_epi8(m, w + 2 * K + k));
+    a3 = _mm512_dpbusd_epi32(a3, x, _mm512_maskz_loadu_epi8(m, w + 3 * K + k));
+  }
+  out[0] = _mm512_reduce_add_epi32(a0);
+  out[1] = _mm512_reduce_add_epi32(a1);
+  out[2] = _mm512_reduce_add_epi32(a2);
+  out[3] = _mm512_reduce_add_epi32(a3);
+}
+#endif
+
 int32_t dot_u8s8_scalar(const uint8_t* xu, const int8_t* w, int64_t K) {
   int32_t acc = 0;
   for (int64_t k = 0; k < K; ++k) acc += static_cast<int32_t>(xu[k]) * w[k];
@@ -755,7 +784,21 @@ torch::Tensor head_int8(const torch::Tensor& x, const torch::Tensor& w, const to
   const int64_t chunks = (V + HEAD_ROWS - 1) / HEAD_ROWS;
   parallel_chunks(chunks, [&](int64_t c) {
     const int64_t v1 = std::min(V, (c + 1) * HEAD_ROWS);
-    for (int64_t v = c * HEAD_ROWS; v < v1; ++v) {
+    int64_t v = c * HEAD_ROWS;
+#if BITNET_X86
+    if (chosen == ISA_AVX512) {
+      for (; v + 4 <= v1; v += 4) {
+        for (int64_t m = 0; m < M; ++m) {
+          int32_t d[4];
+          dot4_u8s8_avx512(xup + m * K, wp + v * K, K, d);
+          for (int i = 0; i < 4; ++i) {
+            o[m * V + v + i] = static_cast<float>(d[i] - 128 * rs[v + i]) * (sc[v + i] / sm[m]);
+          }
+        }
+      }
+    }
+#endif
+    for (; v < v1; ++v) {
       const int8_t* wv = wp + v * K;
       for (int64_t m = 0; m < M; ++m) {
 #if BITNET_X86
@@ -795,6 +838,29 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float dot_bf16_avx512(const
 }
 #endif
 
+#if BITNET_X86
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 bf16x16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+// Four table rows at once; K a multiple of 16 here (the caller takes the rest row by row).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void dot4_bf16_avx512(const float* xb, const uint16_t* w,
+                                                                             int64_t K, float* out) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t k = 0; k < K; k += 16) {
+    const __m512 x = _mm512_loadu_ps(xb + k);
+    a0 = _mm512_fmadd_ps(x, bf16x16(w + k), a0);
+    a1 = _mm512_fmadd_ps(x, bf16x16(w + K + k), a1);
+    a2 = _mm512_fmadd_ps(x, bf16x16(w + 2 * K + k), a2);
+    a3 = _mm512_fmadd_ps(x, bf16x16(w + 3 * K + k), a3);
+  }
+  out[0] = _mm512_reduce_add_ps(a0);
+  out[1] = _mm512_reduce_add_ps(a1);
+  out[2] = _mm512_reduce_add_ps(a2);
+  out[3] = _mm512_reduce_add_ps(a3);
+}
+#endif
+
 float dot_bf16_scalar(const float* xb, const uint16_t* w, int64_t K) {
   float acc = 0.0f;
   for (int64_t k = 0; k < K; ++k) acc += xb[k] * bf16_to_float(w[k]);
@@ -817,7 +883,19 @@ torch::Tensor head_bf16(const torch::Tensor& x, const torch::Tensor& w, int64_t 
   const int64_t chunks = (V + HEAD_ROWS - 1) / HEAD_ROWS;
   parallel_chunks(chunks, [&](int64_t c) {
     const int64_t v1 = std::min(V, (c + 1) * HEAD_ROWS);
-    for (int64_t v = c * HEAD_ROWS; v < v1; ++v) {
+    int64_t v = c * HEAD_ROWS;
+#if BITNET_X86
+    if (chosen >= ISA_AVX512 && K % 16 == 0) {
+      for (; v + 4 <= v1; v += 4) {
+        for (int64_t m = 0; m < M; ++m) {
+          float d[4];
+          dot4_bf16_avx512(xp + m * K, wp + v * K, K, d);
+          for (int i = 0; i < 4; ++i) o[m * V + v + i] = d[i];
+        }
+      }
+    }
+#endif
+    for (; v < v1; ++v) {
       for (int64_t m = 0; m < M; ++m) {
 #if BITNET_X86
         o[m * V + v] = chosen >= ISA_AVX512 ? dot_bf16_avx512(xp + m * K, wp + v * K, K)
