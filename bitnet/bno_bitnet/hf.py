@@ -19,7 +19,7 @@ the target and swaps it in at the end, so a failure leaves nothing half-written.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import os
 import shutil
@@ -138,23 +138,29 @@ def inspect_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
 
 
 class _Reader:
-    """Lazy tensor access across one or more safetensors files, with checked shapes and dtypes."""
+    """Lazy tensor access across one or more safetensors files, with checked shapes and dtypes.
 
-    def __init__(self, info: CheckpointInfo, stack: contextlib.ExitStack) -> None:
+    Lean: the files are validated and listed by the safetensors library, and each tensor's bytes are then
+    read with plain file reads straight into the tensor that holds them (the offsets come from the file's
+    header). No page of the file is mapped into the process, so a load's resident memory is the tensors
+    the model keeps plus one projection's temporaries, never a mapped file beside its copy.
+    """
+
+    def __init__(self, info: CheckpointInfo) -> None:
         from safetensors import safe_open
 
         self.info = info
-        self.handles: dict[Path, Any] = {}
         self.where: dict[str, Path] = {}
         self.out_features: dict[str, int] = {}
+        self.entries: dict[Path, tuple[int, dict[str, Any]]] = {}  # file -> (data start, header)
         for f in info.files:
             try:
-                handle = stack.enter_context(safe_open(str(f), framework="pt", device="cpu"))
-                names = list(handle.keys())
-                meta = handle.metadata() or {}
+                with safe_open(str(f), framework="pt", device="cpu") as handle:
+                    names = list(handle.keys())
+                    meta = handle.metadata() or {}
             except Exception as exc:  # safetensors raises its own error types for corrupt files
                 raise CheckpointError(f"{f}: not a readable safetensors file ({exc})") from None
-            self.handles[f] = handle
+            self.entries[f] = _read_header(f)
             for name in names:
                 if info.tensor_files.get(name, f) == f:  # the index, when there is one, decides
                     self.where.setdefault(name, f)
@@ -180,20 +186,34 @@ class _Reader:
     def get(self, name: str, shape: tuple[int, ...] | None, dtypes: tuple[str, ...]) -> torch.Tensor:
         """The tensor ``name``; its dtype must be one of ``dtypes`` (safetensors codes) and its shape ``shape``."""
         f = self.file_of(name)
-        handle = self.handles[f]
-        try:
-            sl = handle.get_slice(name)
-            got_dtype, got_shape = sl.get_dtype(), tuple(sl.get_shape())
-        except Exception as exc:
-            raise CheckpointError(f"{f}: tensor {name!r} cannot be read ({exc})") from None
+        start, header = self.entries[f]
+        entry = header.get(name)
+        if not isinstance(entry, dict):
+            raise CheckpointError(f"{f}: tensor {name!r} is missing from the file's header")
+        got_dtype, got_shape = entry.get("dtype"), tuple(entry.get("shape") or ())
         if got_dtype not in dtypes:
             raise CheckpointError(f"{f}: tensor {name!r} has dtype {got_dtype}, expected one of {list(dtypes)}")
         if shape is not None and got_shape != shape:
             raise CheckpointError(f"{f}: tensor {name!r} has shape {list(got_shape)}, expected {list(shape)}")
-        try:
-            tensor: torch.Tensor = handle.get_tensor(name)
-        except Exception as exc:
-            raise CheckpointError(f"{f}: tensor {name!r} cannot be read ({exc})") from None
+        dtype = _READ_DTYPES[str(got_dtype)]
+        begin, end = entry.get("data_offsets") or (0, -1)
+        tensor = torch.empty(got_shape, dtype=dtype)  # the tensor the bytes land in, and nothing else
+        if end - begin != tensor.numel() * tensor.element_size():
+            raise CheckpointError(f"{f}: tensor {name!r} has {end - begin} bytes, its shape and dtype need "
+                                  f"{tensor.numel() * tensor.element_size()}")
+        if tensor.numel():
+            target = memoryview(tensor.view(-1).view(torch.uint8).numpy())
+            try:
+                with open(f, "rb", buffering=0) as fh:
+                    fh.seek(start + begin)
+                    got = 0
+                    while got < len(target):
+                        n = fh.readinto(target[got:])
+                        if not n:
+                            raise CheckpointError(f"{f}: tensor {name!r} is cut short (the file ends early)")
+                        got += n
+            except OSError as exc:
+                raise CheckpointError(f"{f}: tensor {name!r} cannot be read ({exc.strerror or exc})") from None
         return tensor
 
     def get_float(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -232,6 +252,26 @@ class _Reader:
         return wq, beta
 
 
+_READ_DTYPES: dict[str, torch.dtype] = {**_FLOAT_DTYPES, "U8": torch.uint8, "I8": torch.int8, "I32": torch.int32,
+                                        "I64": torch.int64}
+
+
+def _read_header(path: Path) -> tuple[int, dict[str, Any]]:
+    """(offset of the data, header) of a safetensors file: an 8-byte little-endian length, then JSON."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(8)
+            size = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+            if not 0 < size <= 100 * 1024 * 1024:
+                raise CheckpointError(f"{path}: not a safetensors file (header length {size})")
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the safetensors header cannot be read ({exc})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: the safetensors header is not a JSON object")
+    return 8 + size, header
+
+
 def from_pretrained(
     path: str | os.PathLike[str],
     *,
@@ -240,26 +280,56 @@ def from_pretrained(
     lm_head_int8: bool = False,
     device: torch.device | str | None = None,
     embed_dtype: torch.dtype | None = None,
+    head: str | None = None,
+    int8_embedding: bool = False,
 ) -> BitNetForCausalLM:
     """Load a local Hugging Face BitNet directory in any of the three forms (sharded or not).
 
     ``mode`` "inference": packed weights + kernels (no dense copy); "train": latent weights (from a packed
     checkpoint: a latent that quantizes back exactly). ``dtype``: norms and activations; ``embed_dtype``
     (default ``dtype``): storage of the embeddings and the float head (bf16 halves their memory while the
-    activations stay fp32).
+    activations stay fp32). ``head``: "float", "int8" or "q4" (``lm_head_int8`` is ``head="int8"``);
+    ``int8_embedding`` (int8 head, tied models): the embeddings are looked up in the head's int8 table and the
+    float table is dropped.
+
+    Resident memory after loading: the packed tensors, the float tensors kept and the runtime (each tensor
+    is read through its own short-lived file mapping; per-projection temporaries are returned to the OS).
     """
     check_mode(mode)
     info = inspect_checkpoint(path)
     config = info.config
     model = BitNetForCausalLM(config, mode, dtype=dtype, init=False, embed_dtype=embed_dtype)
-    with contextlib.ExitStack() as stack:
-        reader = _Reader(info, stack)
-        _load_into(model, reader, info.form, mode, dtype)
-    if lm_head_int8:
-        model.quantize_head_int8()
+    _load_into(model, _Reader(info), info.form, mode, dtype)
+    precision = head or ("int8" if lm_head_int8 else "float")
+    if precision != "float":
+        model.quantize_head(precision, int8_embedding=int8_embedding)
+    elif int8_embedding:
+        raise ConfigError("int8_embedding needs head='int8'")
     if device is not None:
         model.to(device)
+    from bno_bitnet.shapes import release_freed_memory
+
+    release_freed_memory()  # the per-projection temporaries go back to the OS, not into the model's RSS
     return model
+
+
+def _trim_heap() -> None:
+    """glibc ``malloc_trim(0)``: a projection's freed temporaries go back to the OS now, so the heap does not
+    grow by one projection's worth per projection (glibc raises its mmap threshold after large frees, and
+    the following temporaries then land in the heap). A no-op without glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _load_into(model: BitNetForCausalLM, reader: _Reader, form: str, mode: str, dtype: torch.dtype) -> None:
@@ -293,6 +363,8 @@ def _load_into(model: BitNetForCausalLM, reader: _Reader, form: str, mode: str, 
             else:
                 ternary = [reader.get_ternary(f"{prefix}.{p}", *shapes[p], form) for p in parts]
                 module.set_ternary(*fuse_ternary(ternary))
+                del ternary
+            _trim_heap()  # this projection's temporaries leave the heap before the next one grows it
 
 
 # ==================================================================== writing
