@@ -202,7 +202,7 @@ class _Reader:
             raise CheckpointError(f"{f}: tensor {name!r} has {end - begin} bytes, its shape and dtype need "
                                   f"{tensor.numel() * tensor.element_size()}")
         if tensor.numel():
-            target = memoryview(tensor.view(-1).view(torch.uint8).numpy())
+            target = memoryview(tensor.view(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
             try:
                 with open(f, "rb", buffering=0) as fh:
                     fh.seek(start + begin)
