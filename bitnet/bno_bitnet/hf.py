@@ -19,7 +19,6 @@ the target and swaps it in at the end, so a failure leaves nothing half-written.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from bno_bitnet.layers import BitLinear, Ternary, check_mode, fuse_ternary
 from bno_bitnet.model import FUSED_PROJECTIONS, BitNetConfig, BitNetForCausalLM, DecoderLayer
 from bno_bitnet.packing import pack_hf, packed_rows, unpack_hf
 from bno_bitnet.quant import absmean_quantize, latent_from_ternary
+from bno_bitnet.shapes import release_freed_memory
 from bno_foundation.atomic import staged_directory, swap_directory
 from bno_foundation.jsonfile import read_json_object
 
@@ -183,8 +183,10 @@ class _Reader:
             raise CheckpointError(f"{self.info.path}: tensor {name!r} is missing (looked in {files})")
         return self.where[name]
 
-    def get(self, name: str, shape: tuple[int, ...] | None, dtypes: tuple[str, ...]) -> torch.Tensor:
-        """The tensor ``name``; its dtype must be one of ``dtypes`` (safetensors codes) and its shape ``shape``."""
+    def get(self, name: str, shape: tuple[int, ...] | None, dtypes: tuple[str, ...],
+            rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """The tensor ``name``; its dtype must be one of ``dtypes`` (safetensors codes) and its shape ``shape``.
+        ``rows`` (first, count): only those rows of a 2-D tensor."""
         f = self.file_of(name)
         start, header = self.entries[f]
         entry = header.get(name)
@@ -197,10 +199,15 @@ class _Reader:
             raise CheckpointError(f"{f}: tensor {name!r} has shape {list(got_shape)}, expected {list(shape)}")
         dtype = _READ_DTYPES[str(got_dtype)]
         begin, end = entry.get("data_offsets") or (0, -1)
+        full = int(torch.Size(got_shape).numel()) * dtype.itemsize
+        if end - begin != full:
+            raise CheckpointError(f"{f}: tensor {name!r} has {end - begin} bytes, its shape and dtype need {full}")
+        if rows is not None:
+            assert len(got_shape) == 2 and rows[0] >= 0 and rows[0] + rows[1] <= got_shape[0], (name, rows)
+            row_bytes = got_shape[1] * dtype.itemsize
+            begin += rows[0] * row_bytes
+            got_shape = (rows[1], got_shape[1])
         tensor = torch.empty(got_shape, dtype=dtype)  # the tensor the bytes land in, and nothing else
-        if end - begin != tensor.numel() * tensor.element_size():
-            raise CheckpointError(f"{f}: tensor {name!r} has {end - begin} bytes, its shape and dtype need "
-                                  f"{tensor.numel() * tensor.element_size()}")
         if tensor.numel():
             target = memoryview(tensor.view(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
             try:
@@ -217,8 +224,18 @@ class _Reader:
         return tensor
 
     def get_float(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        t = self.get(name, shape, tuple(_FLOAT_DTYPES))
-        return t.to(dtype)
+        """A float tensor in ``dtype``; stored in another dtype, it is converted a row chunk at a time (an fp32
+        embedding kept in bf16 never exists twice in full)."""
+        f = self.file_of(name)
+        stored = self.entries[f][1].get(name, {}).get("dtype")
+        if stored not in _FLOAT_DTYPES or _FLOAT_DTYPES[stored] == dtype or len(shape) != 2:
+            return self.get(name, shape, tuple(_FLOAT_DTYPES)).to(dtype)
+        out = torch.empty(shape, dtype=dtype)
+        rows_per_chunk = max(1, (16 * 1024 * 1024) // max(1, shape[1] * _FLOAT_DTYPES[stored].itemsize))
+        for r in range(0, shape[0], rows_per_chunk):
+            n = min(rows_per_chunk, shape[0] - r)
+            out[r : r + n] = self.get(name, shape, tuple(_FLOAT_DTYPES), rows=(r, n))
+        return out
 
     def get_ternary(self, prefix: str, out_features: int, in_features: int, form: str) -> Ternary:
         """A projection as (wq int8 (N, K), beta 0-d fp32), from any of the three forms."""
@@ -293,7 +310,8 @@ def from_pretrained(
     float table is dropped.
 
     Resident memory after loading: the packed tensors, the float tensors kept and the runtime (each tensor
-    is read through its own short-lived file mapping; per-projection temporaries are returned to the OS).
+    is read with plain file reads into the tensor that keeps it; a float tensor stored in another dtype is
+    converted in row chunks; per-projection temporaries are returned to the OS).
     """
     check_mode(mode)
     info = inspect_checkpoint(path)
@@ -307,29 +325,8 @@ def from_pretrained(
         raise ConfigError("int8_embedding needs head='int8'")
     if device is not None:
         model.to(device)
-    from bno_bitnet.shapes import release_freed_memory
-
     release_freed_memory()  # the per-projection temporaries go back to the OS, not into the model's RSS
     return model
-
-
-def _trim_heap() -> None:
-    """glibc ``malloc_trim(0)``: a projection's freed temporaries go back to the OS now, so the heap does not
-    grow by one projection's worth per projection (glibc raises its mmap threshold after large frees, and
-    the following temporaries then land in the heap). A no-op without glibc."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
 
 
 def _load_into(model: BitNetForCausalLM, reader: _Reader, form: str, mode: str, dtype: torch.dtype) -> None:
@@ -364,7 +361,7 @@ def _load_into(model: BitNetForCausalLM, reader: _Reader, form: str, mode: str, 
                 ternary = [reader.get_ternary(f"{prefix}.{p}", *shapes[p], form) for p in parts]
                 module.set_ternary(*fuse_ternary(ternary))
                 del ternary
-            _trim_heap()  # this projection's temporaries leave the heap before the next one grows it
+            release_freed_memory()  # this projection's temporaries leave the heap before the next grows it
 
 
 # ==================================================================== writing

@@ -29,7 +29,9 @@ def absmean_quantize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise TypeError(f"absmean_quantize: expected a floating-point weight, got {w.dtype}")
     wf = w.float()  # (N, K)
     inv = 1.0 / wf.abs().mean().clamp(min=WEIGHT_EPS)  # () fp32, 1 / beta
-    wq = torch.round(wf * inv).clamp(-1, 1).to(torch.int8)  # (N, K)
+    scaled = wf * inv  # (N, K); rounded and clamped in place: one float temporary, not three
+    wq = scaled.round_().clamp_(-1, 1).to(torch.int8)  # (N, K)
+    del scaled
     beta = (1.0 / inv).reshape(())  # () fp32
     return wq, beta
 

@@ -12,8 +12,10 @@ the seed (:func:`build_dense_model`, one layer at a time) or from a loaded model
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -208,26 +210,34 @@ def _bitlinear(layer: nn.Module, name: str) -> BitLinear:
 
 
 def release_freed_memory() -> bool:
-    """Hand memory freed by the build (per-projection temporaries) back to the OS (glibc ``malloc_trim``).
+    """Hand memory freed by a build or a load (per-projection temporaries) back to the OS (glibc
+    ``malloc_trim``).
 
-    glibc keeps freed blocks below its mmap threshold in the heap, which otherwise shows as resident
-    memory of the model. Returns False where there is no glibc.
+    glibc keeps freed blocks below its mmap threshold in the heap (and raises that threshold after large
+    frees), which otherwise shows as resident memory of the model. Returns False where there is no glibc.
     """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim() -> Any:
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError):
-        return False
+        return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    trim(0)
-    return True
+    return trim
 
 
 def use_int8_head(model: BitNetForCausalLM, int8_embedding: bool = False) -> BitNetForCausalLM:

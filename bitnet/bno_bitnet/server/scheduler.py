@@ -92,6 +92,7 @@ class SchedulerStats:
     decode_steps: int = 0
     max_rows_in_step: int = 0
     rows_decoded: int = 0
+    cancelled: int = 0  # requests ended because their client went away
 
 
 class BatchScheduler:
@@ -270,6 +271,7 @@ class BatchScheduler:
         """Deliver the end of a cancelled or timed-out request; True when it has ended."""
         if request.cancelled.is_set():
             request.deliver(Event("", finish="cancelled"))
+            self.stats.cancelled += 1
         elif request.deadline is not None and time.monotonic() > request.deadline:
             request.deliver(Event("", finish="timeout"))
         else:
@@ -294,6 +296,7 @@ class BatchScheduler:
         request = row.request
         if request.cancelled.is_set():
             finish: FinishReason = "cancelled"
+            self.stats.cancelled += 1
         elif request.deadline is not None and time.monotonic() > request.deadline:
             finish = "timeout"
         else:
