@@ -28,7 +28,10 @@ def absmean_quantize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if not w.is_floating_point():
         raise TypeError(f"absmean_quantize: expected a floating-point weight, got {w.dtype}")
     wf = w.float()  # (N, K)
-    inv = 1.0 / wf.abs().mean().clamp(min=WEIGHT_EPS)  # () fp32, 1 / beta
+    # the mean summed in fp64, then rounded to fp32: the same beta whatever torch's thread count (an fp32 sum's
+    # last bit follows the reduction order, and one bit of beta can flip a rounded activation downstream)
+    mean = wf.abs().sum(dtype=torch.float64).div(wf.numel()).float()
+    inv = 1.0 / mean.clamp(min=WEIGHT_EPS)  # () fp32, 1 / beta
     scaled = wf * inv  # (N, K); rounded and clamped in place: one float temporary, not three
     wq = scaled.round_().clamp_(-1, 1).to(torch.int8)  # (N, K)
     del scaled

@@ -105,7 +105,7 @@ def test_loading_stays_near_the_tensors_kept(model: BitNetForCausalLM, tmp_path:
     reference = from_pretrained(directory, mode="inference", embed_dtype=torch.bfloat16)
     with torch.no_grad():
         expected = reference(torch.tensor([[1, 2, 3, 4, 5]]))[0, -1, :8].tolist()
-    assert figures["logits"] == expected
+    assert figures["logits"] == expected  # whatever each process's thread count (beta's mean is summed in fp64)
 
 
 def test_the_packed_forms_load_the_same_model(model: BitNetForCausalLM, tmp_path: Path) -> None:

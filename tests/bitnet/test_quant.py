@@ -92,3 +92,21 @@ def test_quantizers_ranges(n: int, k: int, seed: int) -> None:
     assert int(xq.min()) >= -128 and int(xq.max()) <= 127
     assert int(xq.abs().amax(dim=-1).min()) == 127  # the largest entry of each token maps to +-127
     assert torch.allclose(xq.float() / s, w * 100, atol=float((w * 100).abs().max()) / 127)
+
+
+def test_absmean_beta_does_not_depend_on_the_thread_count() -> None:
+    """beta is a mean over the whole weight: summed in fp64, its fp32 value is the same for any reduction order
+    (a one-bit change of beta can flip a rounded activation downstream and change a model's output)."""
+    from bno_bitnet.quant import absmean_quantize
+
+    w = torch.randn(1536, 512, generator=torch.Generator().manual_seed(4))
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            results.append(absmean_quantize(w))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(r[0], results[0][0]) and torch.equal(r[1], results[0][1]) for r in results)
+    assert float(results[0][1]) == pytest.approx(float(w.double().abs().mean()), rel=1e-6)
