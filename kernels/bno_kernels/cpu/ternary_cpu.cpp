@@ -192,9 +192,11 @@ class Pool {
   Pool() = default;
 
   static constexpr int64_t STALL_NS = 1000000;            // 1 ms: far beyond a chunk, about a time slice
-  static constexpr int64_t BACKOFF_MIN_NS = 20000000;     // 20 ms
-  static constexpr int64_t BACKOFF_MAX_NS = 1000000000;   // 1 s
-  static constexpr int64_t CLEAN_CALLS_TO_RESET = 4096;   // stall-free calls before the back-off shrinks again
+  // A lone stall (a hypervisor or another program taking the core for a moment) costs one short back-off; stalls
+  // that recur before CLEAN_CALLS_TO_RESET clean calls (a core that stays busy) double it up to the maximum.
+  static constexpr int64_t BACKOFF_MIN_NS = 5000000;      // 5 ms
+  static constexpr int64_t BACKOFF_MAX_NS = 500000000;    // 0.5 s
+  static constexpr int64_t CLEAN_CALLS_TO_RESET = 64;     // stall-free calls (about half a decode step) that reset it
 
   void note_wait(int64_t waited, int64_t worked) {
     if (waited > std::max(STALL_NS, worked / 4)) {
@@ -786,7 +788,7 @@ torch::Tensor head_int8(const torch::Tensor& x, const torch::Tensor& w, const to
     const int64_t v1 = std::min(V, (c + 1) * HEAD_ROWS);
     int64_t v = c * HEAD_ROWS;
 #if BITNET_X86
-    if (chosen == ISA_AVX512) {
+    if (chosen == ISA_AVX512 && M > 1) {  // several activation rows: four table rows at once
       for (; v + 4 <= v1; v += 4) {
         for (int64_t m = 0; m < M; ++m) {
           int32_t d[4];
@@ -885,7 +887,7 @@ torch::Tensor head_bf16(const torch::Tensor& x, const torch::Tensor& w, int64_t 
     const int64_t v1 = std::min(V, (c + 1) * HEAD_ROWS);
     int64_t v = c * HEAD_ROWS;
 #if BITNET_X86
-    if (chosen >= ISA_AVX512 && K % 16 == 0) {
+    if (chosen >= ISA_AVX512 && K % 16 == 0 && M > 1) {
       for (; v + 4 <= v1; v += 4) {
         for (int64_t m = 0; m < M; ++m) {
           float d[4];
