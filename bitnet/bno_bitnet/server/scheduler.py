@@ -15,7 +15,7 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -160,14 +160,7 @@ class BatchScheduler:
                         self._retire()
         except BaseException as exc:  # the thread must not die silently: every open request hears of it
             self.error = exc
-            with self._lock:
-                waiting = list(self._waiting)
-                self._waiting.clear()
-            for request in waiting:
-                request.deliver(Event("", finish="error"))
-            for row in self._rows:
-                row.request.deliver(Event("", finish="error", completion_tokens=row.generated))
-            self._rows = []
+            self._end_all("error")
             raise
         self._end_all("shutdown")
 
@@ -194,7 +187,7 @@ class BatchScheduler:
 
     def _prefill(self, request: Request) -> None:
         self.stats.admitted += 1
-        if self._gone(request):
+        if self._ended_early(request, 0):
             return
         n = len(request.prompt_ids)
         cache = KVCache(self.config, 1, n)
@@ -267,22 +260,23 @@ class BatchScheduler:
         row.next_token = -2  # finished: leaves the batch at the next retire
         return True
 
-    def _gone(self, request: Request) -> bool:
-        """Deliver the end of a cancelled or timed-out request; True when it has ended."""
+    def _ended_early(self, request: Request, generated: int) -> bool:
+        """Deliver the end of a cancelled or timed-out request (waiting or running); True when it has ended."""
         if request.cancelled.is_set():
-            request.deliver(Event("", finish="cancelled"))
+            finish: FinishReason = "cancelled"
             self.stats.cancelled += 1
         elif request.deadline is not None and time.monotonic() > request.deadline:
-            request.deliver(Event("", finish="timeout"))
+            finish = "timeout"
         else:
             return False
+        request.deliver(Event("", finish=finish, completion_tokens=generated))
         self.stats.finished += 1
         return True
 
     def _retire(self) -> None:
         """Drop finished, cancelled and timed-out rows from the batch."""
         keep = [i for i, row in enumerate(self._rows)
-                if row.next_token != -2 and not self._gone_running(row)]
+                if row.next_token != -2 and not self._ended_early(row.request, row.generated)]
         if len(keep) == len(self._rows):
             return
         self._rows = [self._rows[i] for i in keep]
@@ -292,20 +286,8 @@ class BatchScheduler:
             assert self._cache is not None
             self._cache.select_rows(torch.tensor(keep, dtype=torch.long))
 
-    def _gone_running(self, row: _Row) -> bool:
-        request = row.request
-        if request.cancelled.is_set():
-            finish: FinishReason = "cancelled"
-            self.stats.cancelled += 1
-        elif request.deadline is not None and time.monotonic() > request.deadline:
-            finish = "timeout"
-        else:
-            return False
-        request.deliver(Event("", finish=finish, completion_tokens=row.generated))
-        self.stats.finished += 1
-        return True
-
     def _end_all(self, finish: FinishReason) -> None:
+        """End every waiting and running request with ``finish`` (shutdown, or the thread failing)."""
         with self._lock:
             waiting = list(self._waiting)
             self._waiting.clear()
@@ -332,12 +314,3 @@ def _held_back(text: str, stops: list[str]) -> int:
                 best = k
                 break
     return best
-
-
-def iterate_events(queue_get: Callable[[], Event]) -> Iterator[Event]:
-    """Events until the one that finishes (for synchronous callers and tests)."""
-    while True:
-        event = queue_get()
-        yield event
-        if event.finish is not None:
-            return
