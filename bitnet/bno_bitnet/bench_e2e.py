@@ -276,10 +276,29 @@ def _phase_config(phase: _Phase) -> Any:
     return BitNetConfig(**{**phase.shape_config, "num_hidden_layers": phase.layers})
 
 
-def _build(phase: _Phase) -> tuple[nn.Module, Callable[[nn.Module], Callable[[list[int], int], _Run]]]:
+def _llamacpp_runner(llm: Any) -> Callable[[list[int], int], _Run]:
+    """llama.cpp's greedy generation (bno_bitnet.bench_llamacpp), timed as the engine's runs are."""
+    from bno_bitnet import bench_llamacpp
+
+    def run(prompt: list[int], new_tokens: int) -> _Run:
+        r = bench_llamacpp.generate(llm, prompt, new_tokens)
+        return _Run(r.prefill_s, r.decode_s, r.prefill_s, r.decode_steps, r.prefill_cpu_s, r.decode_cpu_s)
+
+    return run
+
+
+def _build(phase: _Phase) -> tuple[Any, Callable[[Any], Callable[[list[int], int], _Run]]]:
     from bno_bitnet import shapes
     from bno_bitnet.hf import from_pretrained
 
+    if phase.kind == "llamacpp":
+        from bno_bitnet import bench_llamacpp
+
+        assert phase.gguf_path is not None, "the llama.cpp phase needs its GGUF"
+        context = len(phase.prompt) + phase.new_tokens + 8
+        llm = bench_llamacpp.load(Path(phase.gguf_path), threads=phase.threads, context=context,
+                                  batch=max(len(phase.prompt), 16))
+        return llm, _llamacpp_runner
     if phase.kind == "ours":
         if phase.model_dir is None:
             model: nn.Module = shapes.build_random_model(_phase_config(phase), seed=phase.seed)
@@ -303,8 +322,6 @@ def _run_phase(phase: _Phase) -> Measurement | None:
     if phase.kind == "gguf":
         _write_gguf_phase(phase)
         return None
-    if phase.kind == "llamacpp":
-        return _run_llamacpp_phase(phase)
     if phase.kind == "save":
         from bno_bitnet import shapes
         from bno_bitnet.hf import save_pretrained
@@ -327,8 +344,7 @@ def _run_phase(phase: _Phase) -> Measurement | None:
     build_s = time.perf_counter() - t0
     gc.collect()
     model_rss = rss_bytes() - base
-    nbytes = tensor_bytes(model)
-    step_bytes = decode_bytes_per_token(model) if phase.kind == "ours" else dense_bytes_per_token(model)
+    nbytes, step_bytes = _weight_bytes(phase, model)
     runner = make_runner(model)
     prompt, new_tokens = phase.prompt, phase.new_tokens
     runner(prompt[: min(len(prompt), 16)], 4)  # warm-up: first-call allocations and lazy setup
@@ -353,7 +369,7 @@ def _run_phase(phase: _Phase) -> Measurement | None:
         prefill_cpu_s=statistics.median(r.prefill_cpu_s for r in runs),
         decode_cpu_ms_per_token=1000 * statistics.median(r.decode_cpu_s for r in runs) / max(steps, 1),
         peak_rss_bytes=peak, model_rss_bytes=model_rss, tensor_bytes=nbytes, build_s=build_s,
-        repeats=phase.repeats, head=phase.head if phase.kind == "ours" else "",
+        repeats=phase.repeats, head={"ours": phase.head, "llamacpp": phase.gguf_head}.get(phase.kind, ""),
         bytes_per_token=step_bytes, decode_bytes_per_s=step_bytes * (steps / decode if decode > 0 else 0.0),
         read_bytes_per_s=read_bw,
         logits_rel_rms_error=head_error.get("rel_rms"), logits_max_abs_error=head_error.get("max_abs"),
@@ -364,6 +380,16 @@ def _run_phase(phase: _Phase) -> Measurement | None:
         busy_decode_runs=[r.decode_steps / r.decode_s if r.decode_s > 0 else 0.0 for r in busy_runs],
         busy_prefill_runs=[len(prompt) / r.prefill_s if r.prefill_s > 0 else 0.0 for r in busy_runs],
     )
+
+
+def _weight_bytes(phase: _Phase, model: Any) -> tuple[int, int]:
+    """(bytes of the weights held, weight bytes one decode step reads) of a phase's model."""
+    if phase.kind == "llamacpp":
+        assert phase.gguf_path is not None
+        size = Path(phase.gguf_path).stat().st_size  # the GGUF holds what a step reads (the embedding is the head)
+        return size, size
+    step = decode_bytes_per_token(model) if phase.kind == "ours" else dense_bytes_per_token(model)
+    return tensor_bytes(model), step
 
 
 @contextlib.contextmanager
@@ -402,52 +428,6 @@ def _write_gguf_phase(phase: _Phase) -> None:
     else:
         model = from_pretrained(Path(phase.model_dir), mode="inference", embed_dtype=torch.bfloat16)
     write_gguf(model, phase.gguf_path, head=phase.gguf_head)
-
-
-def _run_llamacpp_phase(phase: _Phase) -> Measurement:
-    """llama.cpp (llama-cpp-python) on the phase's GGUF, timed as our engine is."""
-    from bno_bitnet import bench_llamacpp
-
-    assert phase.gguf_path is not None, "the llama.cpp phase needs its GGUF"
-    gc.collect()
-    base = rss_bytes()
-    reset_peak_rss()
-    t0 = time.perf_counter()
-    prompt, new_tokens = phase.prompt, phase.new_tokens
-    llm = bench_llamacpp.load(Path(phase.gguf_path), threads=phase.threads, context=len(prompt) + new_tokens + 8,
-                              batch=max(len(prompt), 16))
-    build_s = time.perf_counter() - t0
-    model_rss = rss_bytes() - base
-    bench_llamacpp.generate(llm, prompt[: min(len(prompt), 16)], 4)  # warm-up
-    runs = [bench_llamacpp.generate(llm, prompt, new_tokens) for _ in range(phase.repeats)]
-    busy_runs = []
-    if phase.busy_core is not None:
-        with busy_process(phase.busy_core):
-            busy_runs = [bench_llamacpp.generate(llm, prompt, new_tokens) for _ in range(phase.repeats)]
-    peak = peak_rss_bytes()
-    file_bytes = Path(phase.gguf_path).stat().st_size
-    del llm
-    gc.collect()
-    prefill, decode = bench_llamacpp.median_run(runs)
-    steps = runs[0].decode_steps
-    return Measurement(
-        name=phase.name, layers=phase.layers, prompt_len=len(prompt), new_tokens=new_tokens,
-        prefill_tokens_per_s=len(prompt) / prefill if prefill > 0 else 0.0,
-        decode_tokens_per_s=steps / decode if decode > 0 else 0.0,
-        time_to_first_token_s=prefill, prefill_s=prefill, decode_s=decode,
-        prefill_cpu_s=statistics.median(r.prefill_cpu_s for r in runs),
-        decode_cpu_ms_per_token=1000 * statistics.median(r.decode_cpu_s for r in runs) / max(steps, 1),
-        peak_rss_bytes=peak, model_rss_bytes=model_rss, tensor_bytes=file_bytes, build_s=build_s,
-        repeats=phase.repeats, head=phase.gguf_head,
-        bytes_per_token=file_bytes,  # the GGUF holds the weights a step reads (the embedding is also the head)
-        decode_bytes_per_s=file_bytes * (steps / decode if decode > 0 else 0.0),
-        read_bytes_per_s=measure_read_bandwidth(),
-        decode_runs=[r.decode_steps / r.decode_s if r.decode_s > 0 else 0.0 for r in runs],
-        prefill_runs=[len(prompt) / r.prefill_s if r.prefill_s > 0 else 0.0 for r in runs],
-        busy_core=phase.busy_core,
-        busy_decode_runs=[r.decode_steps / r.decode_s if r.decode_s > 0 else 0.0 for r in busy_runs],
-        busy_prefill_runs=[len(prompt) / r.prefill_s if r.prefill_s > 0 else 0.0 for r in busy_runs],
-    )
 
 
 def _quantize_head(model: nn.Module, phase: _Phase) -> dict[str, float]:

@@ -7,7 +7,6 @@ time, peak and model resident memory. Runs in the benchmark's fresh process for 
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +68,3 @@ def generate(llm: object, prompt: list[int], new_tokens: int) -> LlamaCppRun:
         token = int(np.argmax(last_logits()))
     c2, t2 = time.process_time(), time.perf_counter()
     return LlamaCppRun(t1 - t0, t2 - t1, new_tokens - 1, c1 - c0, c2 - c1)
-
-
-def median_run(runs: list[LlamaCppRun]) -> tuple[float, float]:
-    """Median prefill and decode seconds."""
-    return statistics.median(r.prefill_s for r in runs), statistics.median(r.decode_s for r in runs)
