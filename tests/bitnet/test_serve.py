@@ -37,10 +37,8 @@ def server() -> Iterator[Server]:
     model = build_random_model("tiny", seed=7)
     srv = Server(model, ByteTokenizer(), model_name=MODEL, max_batch=16, max_queue=64,
                  limits=Limits(max_body_bytes=64 * 1024, max_tokens=200, timeout_s=60.0))
-    thread = srv.run_in_thread()
-    yield srv
-    srv.stop()
-    thread.join(timeout=30)
+    with srv.running(join_timeout=30) as thread:
+        yield srv
     assert not thread.is_alive(), "the server thread must end on stop"
 
 
@@ -215,8 +213,7 @@ def test_chat_template_from_tokenizer_config(tmp_path: Path) -> None:
     }))
     tokenizer = HFTokenizer.from_dir(tmp_path)
     srv = Server(build_random_model("tiny", seed=1), tokenizer, model_name="t")
-    thread = srv.run_in_thread()
-    try:
+    with srv.running(join_timeout=30):
         cli = openai.OpenAI(base_url=srv.url, api_key="x", max_retries=0)
         reply = cli.chat.completions.create(model="t", messages=[{"role": "user", "content": "hello world"}],
                                             max_tokens=3, temperature=0)
@@ -224,9 +221,6 @@ def test_chat_template_from_tokenizer_config(tmp_path: Path) -> None:
         assert reply.usage is not None and reply.usage.prompt_tokens == 9
         rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hello world"}])
         assert 0 not in tokenizer.encode(rendered, add_bos=True)
-    finally:
-        srv.stop()
-        thread.join(timeout=30)
 
 
 def test_scheduler_cancel_and_stop_end_every_request() -> None:

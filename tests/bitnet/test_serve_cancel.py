@@ -22,10 +22,8 @@ def server() -> Iterator[Server]:
     """A tiny random model served on 127.0.0.1 (a free port)."""
     srv = Server(build_random_model("tiny", seed=3), ByteTokenizer(), model_name=MODEL, max_batch=4, max_queue=4,
                  limits=Limits(max_body_bytes=64 * 1024, max_tokens=100_000, timeout_s=120.0))
-    thread = srv.run_in_thread()
-    yield srv
-    srv.stop()
-    thread.join(timeout=30)
+    with srv.running(join_timeout=30) as thread:
+        yield srv
     assert not thread.is_alive(), "the server thread must end on stop"
 
 

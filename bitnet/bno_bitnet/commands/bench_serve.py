@@ -39,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tokens: {args.tokens} new tokens do not fit the model's context of {context}")
     server = Server(model, tokenizer, model_name="bench", max_batch=max(args.streams, 1),
                     max_queue=args.streams + 1, limits=Limits(max_tokens=args.tokens, timeout_s=3600.0))
-    thread = server.run_in_thread()
     prompts = [f"Request {i}: tell me about ternary weights." for i in range(args.streams)]
 
     def stream(i: int) -> tuple[str, int, float]:
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 tokens = chunk.usage.completion_tokens
         return text, tokens, time.perf_counter() - t0
 
-    try:
+    with server.running():
         stream(0)  # warm-up
         alone = [stream(i) for i in range(args.streams)]
         server.scheduler.stats.max_rows_in_step = 0
@@ -64,9 +63,6 @@ def run(args: argparse.Namespace) -> int:
             together = list(pool.map(stream, range(args.streams)))
         wall = time.perf_counter() - t0
         rows = server.scheduler.stats.max_rows_in_step
-    finally:
-        server.stop()
-        thread.join(timeout=60)
     single = alone[0][1] / alone[0][2]
     aggregate = sum(t[1] for t in together) / wall
     result = {

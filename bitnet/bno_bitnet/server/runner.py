@@ -7,12 +7,13 @@ streams get an error event and ``[DONE]``) and its thread is joined. The functio
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bno_bitnet.server.app import Limits, create_app
@@ -70,6 +71,17 @@ class Server:
     def stop(self) -> None:
         """Ask uvicorn to shut down (as a signal would)."""
         self.uvicorn.should_exit = True
+
+    @contextlib.contextmanager
+    def running(self, *, join_timeout: float = 60.0) -> Iterator[threading.Thread]:
+        """Serve on a background thread for the block (tests, benchmarks); on exit, shut down and join it.
+        Yields the thread (alive after the block only if shutting down took longer than ``join_timeout``)."""
+        thread = self.run_in_thread()
+        try:
+            yield thread
+        finally:
+            self.stop()
+            thread.join(timeout=join_timeout)
 
 
 def _note_signals() -> dict[signal.Signals, Any]:
